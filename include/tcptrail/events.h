@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The only ABI between tcptrail's BPF programs and user space.
+ *
+ * C, included by both sides. Fixed-width fields only, explicit padding, no
+ * bool/enum-typed fields/pointers. Every record starts with struct tt_header;
+ * the consumer checks hdr.size against the record length before copying.
+ * tests/unit/abi_test.cpp static_asserts every size and key offset.
+ */
+#ifndef TCPTRAIL_EVENTS_H
+#define TCPTRAIL_EVENTS_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define TT_COMM_LEN 16
+#define TT_ADDR_LEN 16
+
+/* tt_header.kind */
+#define TT_KIND_STATE 1      /* struct tt_state_event */
+#define TT_KIND_RETRANSMIT 2 /* struct tt_seg_event */
+#define TT_KIND_RESET 3      /* struct tt_seg_event */
+#define TT_KIND_MAX 3
+
+/* tt_state_event.flags, tt_seg_event.flags */
+#define TT_F_OLD_TS (1U << 0)     /* old_state_ns is valid */
+#define TT_F_ISN_LOCAL (1U << 1)  /* isn_local is valid */
+#define TT_F_ISN_REMOTE (1U << 2) /* isn_remote is valid */
+#define TT_F_INFERRED (1U << 3)   /* new_state inferred (TIME_WAIT) */
+#define TT_F_ACTIVE (1U << 4)     /* this side sent the SYN (connect) */
+#define TT_F_PASSIVE (1U << 5)    /* accepted from a listener */
+#define TT_F_OWNER (1U << 6)      /* pid/comm hold a known owner */
+#define TT_F_ORPHAN (1U << 7)     /* no file refers to it (closed by app) */
+
+/* tt_state_event.detail: why a socket left for CLOSE / TIME_WAIT */
+#define TT_DETAIL_NONE 0
+#define TT_DETAIL_TW 1          /* FIN exchange done: timewait sock, TIME_WAIT */
+#define TT_DETAIL_TW_FIN_WAIT2 2 /* timewait sock in FIN_WAIT2: peer FIN pending */
+#define TT_DETAIL_RESET_SENT 3  /* we sent RST (abort) */
+#define TT_DETAIL_RESET_RCVD 4  /* peer's RST */
+#define TT_DETAIL_ERROR 5       /* closed with sk_err (see error) */
+
+/* tt_seg_event.what for TT_KIND_RETRANSMIT */
+#define TT_RETRANS_DATA 1   /* tcp_retransmit_skb on a full socket */
+#define TT_RETRANS_SYN 2    /* tcp_retransmit_skb in SYN_SENT */
+#define TT_RETRANS_SYNACK 3 /* tcp_retransmit_synack (request socket) */
+/* tt_seg_event.what for TT_KIND_RESET */
+#define TT_RESET_SENT 1
+#define TT_RESET_RECEIVED 2
+
+/* 24 bytes, at offset 0 of every record. */
+struct tt_header {
+	__u16 kind;
+	__u16 size;   /* sizeof the whole record */
+	__u32 cpu;    /* CPU the event was produced on */
+	__u64 ts_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 cookie; /* socket cookie: the identity of a socket */
+};
+
+/* 88 bytes: the socket's attributes at the time of the event. */
+struct tt_sock {
+	__u8 laddr[TT_ADDR_LEN]; /* IPv4 in the first 4 bytes when af == 4 */
+	__u8 raddr[TT_ADDR_LEN];
+	__u16 lport; /* host byte order; 0 at CLOSE -> SYN_SENT */
+	__u16 rport;
+	__u8 af; /* 4 or 6 */
+	__u8 _pad0[3];
+	__u32 netns;   /* network namespace inode */
+	__u32 pid;     /* owner process (tgid), 0 when unknown */
+	__u32 cpu_pid; /* task on the CPU when the event happened (tgid) */
+	__u32 _pad1;
+	char comm[TT_COMM_LEN];     /* owner's comm, "" when unknown */
+	char cpu_comm[TT_COMM_LEN]; /* on-CPU task's comm */
+};
+
+/* 168 bytes: TT_KIND_STATE, one per inet_sock_set_state (TCP only). */
+struct tt_state_event {
+	struct tt_header hdr;
+	struct tt_sock sk;
+	__u64 old_state_ns; /* time spent in old_state, if TT_F_OLD_TS */
+	__u64 bytes_acked;  /* tcp_sock.bytes_acked (RFC 4898) */
+	__u64 bytes_received;
+	__u32 snd_una;
+	__u32 snd_nxt;
+	__u32 rcv_nxt;
+	__u32 isn_local;  /* if TT_F_ISN_LOCAL */
+	__u32 isn_remote; /* if TT_F_ISN_REMOTE */
+	__u32 total_retrans;
+	__u16 error; /* sk_err (positive errno) on transitions into CLOSE */
+	__u8 old_state;
+	__u8 new_state;
+	__u8 flags;
+	__u8 detail; /* TT_DETAIL_* */
+	__u8 _pad[2];
+};
+
+/* 144 bytes: TT_KIND_RETRANSMIT and TT_KIND_RESET. */
+struct tt_seg_event {
+	struct tt_header hdr;
+	struct tt_sock sk;
+	__u32 seq; /* sequence number of the segment (retransmit) */
+	__u32 snd_una;
+	__u32 snd_nxt;
+	__u32 rcv_nxt;
+	__u32 isn_local;
+	__u32 isn_remote;
+	__u8 state; /* socket state at the event */
+	__u8 flags;
+	__u8 what; /* TT_RETRANS_* or TT_RESET_* */
+	__u8 _pad0;
+	__u32 reason; /* kernel's sk_rst_reason for RST sent, else 0 */
+};
+
+#endif /* TCPTRAIL_EVENTS_H */

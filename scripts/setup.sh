@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs tcptrail's build and test dependencies from Debian 12 packages
+# and configures + builds into ./build. Idempotent; needs root for apt-get.
+#   scripts/setup.sh            install (if missing) and build
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+pkgs=(
+  build-essential cmake pkg-config
+  clang llvm libclang-rt-14-dev        # BPF compiler, libFuzzer runtime
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  libcli11-dev libfmt-dev
+  googletest libgtest-dev nlohmann-json3-dev
+  iproute2 nftables iputils-ping tcpdump libcap2-bin util-linux procps
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$root/build" -j"$(nproc)"

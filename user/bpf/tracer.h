@@ -1,0 +1,63 @@
+// The libbpf boundary: the only code that calls libbpf. Opens, configures,
+// loads and attaches the BPF object, and drains its ring buffer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "decode.h"
+#include "filter.h"
+
+namespace tcptrail {
+
+class EventSink {
+public:
+  virtual ~EventSink() = default;
+  virtual void on_state(const tt_state_event &ev) = 0;
+  virtual void on_segment(const tt_seg_event &ev) = 0;
+  // A record that failed validation (never expected; counted and reported).
+  virtual void on_invalid(DecodeError) {}
+};
+
+struct TracerConfig {
+  FilterSpec filter;
+  std::size_t ringbuf_bytes = 8u << 20; // power of two, >= page size
+  bool verbose = false;                 // libbpf debug log to stderr
+  bool want_retransmits = true;
+  bool want_resets = true;
+};
+
+struct TracerStats {
+  std::uint64_t lost = 0;        // failed ring-buffer reservations
+  std::uint64_t storage_fail = 0; // per-socket storage could not be created
+  std::uint64_t invalid = 0;      // records refused by decode()
+};
+
+class Tracer {
+public:
+  // Opens, configures, loads and attaches; throws tcptrail::Error naming the
+  // failed step (with a hint for missing privileges, BTF, tracepoints).
+  static Tracer create(const TracerConfig &cfg);
+
+  Tracer(Tracer &&) noexcept;
+  Tracer &operator=(Tracer &&) noexcept;
+  Tracer(const Tracer &) = delete;
+  Tracer &operator=(const Tracer &) = delete;
+  ~Tracer();
+
+  // Waits up to timeout_ms for data, then consumes everything available.
+  // Returns the number of records handed to sink.
+  int poll(EventSink &sink, int timeout_ms);
+  // Consumes what is in the ring without waiting.
+  int drain(EventSink &sink);
+
+  TracerStats stats() const;
+
+private:
+  struct Impl;
+  explicit Tracer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace tcptrail

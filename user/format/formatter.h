@@ -1,0 +1,42 @@
+// Output formats for the live `trace` stream. One formatter per format;
+// each appends to a Buffer that the caller writes out in large chunks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "format/escape.h"
+#include "tcptrail/events.h"
+
+namespace tcptrail {
+
+enum class Format { Table, Json, Csv };
+
+struct OutputOptions {
+  Format format = Format::Table;
+  bool raw_seq = false;   // --raw-seq: raw seq numbers in table/csv
+  bool wall_time = false; // -T: wall-clock time column in table
+  bool color = false;     // ANSI colour in table output
+  // CLOCK_REALTIME - CLOCK_MONOTONIC in ns, computed once at startup:
+  // wall = ts_ns + wall_offset_ns.
+  std::int64_t wall_offset_ns = 0;
+  // ts_ns of tracer start, for the table's relative time column.
+  std::uint64_t start_ns = 0;
+};
+
+class Formatter {
+public:
+  virtual ~Formatter() = default;
+  virtual void header(Buffer &out) = 0; // table/csv header line, json none
+  virtual void state(Buffer &out, const tt_state_event &ev) = 0;
+  virtual void segment(Buffer &out, const tt_seg_event &ev) = 0;
+  virtual void lost(Buffer &out, std::uint64_t count) = 0;
+};
+
+std::unique_ptr<Formatter> make_formatter(const OutputOptions &opts);
+
+// "2026-11-21T12:00:00.123456789Z" for a CLOCK_REALTIME time in ns.
+void append_rfc3339(Buffer &out, std::int64_t realtime_ns);
+
+} // namespace tcptrail
