@@ -12,10 +12,10 @@
 
 namespace tcptrail {
 
-// Limits of the in-kernel filter tables (bpf/maps.bpf.h has the same).
-inline constexpr std::size_t kMaxFilterPids = 8;
-inline constexpr std::size_t kMaxFilterPorts = 16;
-inline constexpr std::size_t kMaxFilterCidrs = 8;
+// Limits of the in-kernel filter tables.
+inline constexpr std::size_t kMaxFilterPids = TT_MAX_FILTER_PIDS;
+inline constexpr std::size_t kMaxFilterPorts = TT_MAX_FILTER_PORTS;
+inline constexpr std::size_t kMaxFilterCidrs = TT_MAX_FILTER_CIDRS;
 
 struct Cidr {
   std::uint8_t af = 4; // 4 or 6

@@ -49,6 +49,23 @@
 #define TT_RESET_SENT 1
 #define TT_RESET_RECEIVED 2
 
+/* In-kernel filter tables (rodata cfg_* arrays) and their entry type. */
+#define TT_MAX_FILTER_PIDS 8
+#define TT_MAX_FILTER_PORTS 16
+#define TT_MAX_FILTER_CIDRS 8
+
+struct tt_cidr {
+	__u8 af; /* 4 or 6 */
+	__u8 prefix_len;
+	__u8 _pad[2];
+	__u8 addr[TT_ADDR_LEN]; /* host bits cleared */
+};
+
+/* Indices of the per-CPU `stats` array map, summed by user space. */
+#define TT_STAT_LOST 0         /* failed bpf_ringbuf_reserve() */
+#define TT_STAT_STORAGE_FAIL 1 /* socket storage could not be created */
+#define TT_STAT_MAX 2
+
 /* 24 bytes, at offset 0 of every record. */
 struct tt_header {
 	__u16 kind;

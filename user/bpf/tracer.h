@@ -26,6 +26,8 @@ struct TracerConfig {
   bool verbose = false;                 // libbpf debug log to stderr
   bool want_retransmits = true;
   bool want_resets = true;
+  // Wake the consumer only once this many bytes wait (0: every record).
+  std::uint64_t wakeup_bytes = 1u << 20;
 };
 
 struct TracerStats {

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Maps, configuration and per-socket state shared by every tcptrail program.
+ * Every definition is __weak so that the per-hook objects link into one
+ * (bpftool gen object) with a single instance of each.
+ */
+#ifndef TCPTRAIL_MAPS_BPF_H
+#define TCPTRAIL_MAPS_BPF_H
+
+#include "tcptrail/events.h"
+
+#define MAX_FILTER_PIDS TT_MAX_FILTER_PIDS
+#define MAX_FILTER_PORTS TT_MAX_FILTER_PORTS
+#define MAX_FILTER_CIDRS TT_MAX_FILTER_CIDRS
+
+/* Knobs, set by user space before load; 0 means off. */
+const volatile __u32 cfg_af __weak = 0;           /* 4 or 6 */
+const volatile __u32 cfg_netns __weak = 0;        /* netns inode */
+const volatile __u32 cfg_state_mask __weak = 0;   /* 1 << state, either side */
+const volatile __u32 cfg_n_pids __weak = 0;
+const volatile __u32 cfg_pids[MAX_FILTER_PIDS] __weak = {};
+const volatile __u32 cfg_comm_set __weak = 0;
+const volatile char cfg_comm[TT_COMM_LEN] __weak = {};
+const volatile __u32 cfg_n_lports __weak = 0;
+const volatile __u16 cfg_lports[MAX_FILTER_PORTS] __weak = {};
+const volatile __u32 cfg_n_rports __weak = 0;
+const volatile __u16 cfg_rports[MAX_FILTER_PORTS] __weak = {};
+
+const volatile __u32 cfg_n_laddrs __weak = 0;
+const volatile struct tt_cidr cfg_laddrs[MAX_FILTER_CIDRS] __weak = {};
+const volatile __u32 cfg_n_raddrs __weak = 0;
+const volatile struct tt_cidr cfg_raddrs[MAX_FILTER_CIDRS] __weak = {};
+
+const volatile __u32 cfg_no_retransmits __weak = 0;
+const volatile __u32 cfg_no_resets __weak = 0;
+/* Force a consumer wake-up only once this many bytes wait in the ring; the
+ * consumer also polls on a timer. 0: wake up on every record. */
+const volatile __u64 cfg_wakeup_bytes __weak = 0;
+
+/* One ring buffer for every record kind; sized by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps") __weak;
+
+/* Counters, per CPU, summed by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TT_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps") __weak;
+
+/* sock_info.flags beyond the TT_F_* ones it shares with events */
+#define SI_RST_SENT (1U << 0)
+#define SI_RST_RCVD (1U << 1)
+
+/*
+ * What tcptrail keeps with each socket, in socket-local storage: freed with
+ * the socket, so it never fills up and needs no eviction. BPF_F_CLONE copies
+ * a listener's entry into each child it accepts (sk_clone_lock()), which is
+ * how an accepted socket learns its owner: the listener's.
+ */
+struct sock_info {
+	__u64 state_ts;   /* bpf_ktime_get_ns() when `state` was entered */
+	__u32 pid;        /* owner tgid (TT_F_OWNER) */
+	__u32 isn_local;  /* TT_F_ISN_LOCAL */
+	__u32 isn_remote; /* TT_F_ISN_REMOTE */
+	__u16 lport;      /* last non-zero local port (see remember_lport) */
+	__u16 _pad16;
+	__u8 state;       /* state entered at state_ts; 0 = not seen */
+	__u8 flags;       /* TT_F_ISN_*, TT_F_ACTIVE, TT_F_PASSIVE, TT_F_OWNER */
+	__u8 si_flags;    /* SI_* */
+	__u8 _pad;
+	char comm[TT_COMM_LEN];
+};
+
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct sock_info);
+} sock_infos SEC(".maps") __weak;
+
+#endif /* TCPTRAIL_MAPS_BPF_H */

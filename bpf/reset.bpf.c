@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcp:tcp_send_reset and tcp:tcp_receive_reset. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+#include "sock.bpf.h"
+
+#define TCP_FLAG_ACK_BIT 0x10
+
+/*
+ * The four-tuple of the RST we answer `skb` with, from the segment itself:
+ * used when no socket exists (a closed port: the textbook RST).
+ */
+static __always_inline bool tuple_from_skb(struct tt_sock *s, const struct sk_buff *skb,
+					   __u32 *seq)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	struct tcphdr tcp;
+	__u8 ver = 0;
+
+	if (bpf_probe_read_kernel(&ver, 1, head + nh))
+		return false;
+	ver >>= 4;
+	if (ver == 4) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		s->af = 4;
+		*(__u32 *)s->laddr = ip.daddr;
+		*(__u32 *)s->raddr = ip.saddr;
+	} else if (ver == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		s->af = 6;
+		__builtin_memcpy(s->laddr, &ip6.daddr, TT_ADDR_LEN);
+		__builtin_memcpy(s->raddr, &ip6.saddr, TT_ADDR_LEN);
+	} else {
+		return false;
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
+		return false;
+	s->lport = bpf_ntohs(tcp.dest);
+	s->rport = bpf_ntohs(tcp.source);
+	/* RFC 793: the RST takes its seq from the offending segment's ACK. */
+	*seq = (((__u8 *)&tcp)[13] & TCP_FLAG_ACK_BIT) ? bpf_ntohl(tcp.ack_seq) : 0;
+	s->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	return true;
+}
+
+static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, __u8 what,
+				      __u32 reason, __u32 seq, __u8 state)
+{
+	struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock((void *)sk) : NULL;
+	struct sock_info *info = NULL;
+	struct tt_seg_event *ev;
+
+	if (tp) {
+		info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
+		if (info) {
+			info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
+			remember_lport(s, info);
+		}
+	}
+	fill_owner(s, info);
+	if (!filter_pass(s, state, state))
+		return 0;
+
+	ev = ring_reserve(sizeof(*ev));
+	if (!ev)
+		return 0;
+	fill_header(&ev->hdr, TT_KIND_RESET, sizeof(*ev), bpf_ktime_get_ns(),
+		    sk ? bpf_get_socket_cookie((void *)sk) : 0);
+	ev->sk = *s;
+	ev->seq = tp ? tp->snd_nxt : seq;
+	ev->snd_una = tp ? tp->snd_una : 0;
+	ev->snd_nxt = tp ? tp->snd_nxt : 0;
+	ev->rcv_nxt = tp ? tp->rcv_nxt : 0;
+	ev->isn_local = info ? info->isn_local : 0;
+	ev->isn_remote = info ? info->isn_remote : 0;
+	ev->state = state;
+	ev->flags = info ? info->flags : 0;
+	ev->what = what;
+	ev->_pad0 = 0;
+	ev->reason = reason;
+	ring_submit(ev);
+	return 0;
+}
+
+/*
+ * sk is a full socket (an abort), a request or timewait socket, or NULL:
+ * no socket for the segment (a closed port). skb is the segment answered,
+ * NULL for an active reset.
+ */
+SEC("tp_btf/tcp_send_reset")
+int handle_tcp_send_reset(__u64 *ctx)
+{
+	const struct sock *sk = (const struct sock *)ctx[0];
+	const struct sk_buff *skb = (const struct sk_buff *)ctx[1];
+	struct tt_sock s = {};
+	__u32 reason = 0, seq = 0;
+	__u8 state = TCP_CLOSE;
+
+	if (cfg_no_resets)
+		return 0;
+	if (have_rst_reason())
+		reason = (__u32)ctx[2];
+	if (sk) {
+		if (!fill_tuple(&s, &sk->__sk_common))
+			return 0;
+		state = sk->__sk_common.skc_state;
+	} else if (!skb || !tuple_from_skb(&s, skb, &seq)) {
+		return 0;
+	}
+	return emit_reset(sk, &s, TT_RESET_SENT, reason, seq, state);
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(handle_tcp_receive_reset, const struct sock *sk)
+{
+	struct tt_sock s = {};
+
+	if (cfg_no_resets || !fill_tuple(&s, &sk->__sk_common))
+		return 0;
+	return emit_reset(sk, &s, TT_RESET_RECEIVED, 0, 0, sk->__sk_common.skc_state);
+}

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Helpers shared by the per-hook programs: tuples, owners, filters, ring. */
+#ifndef TCPTRAIL_SOCK_BPF_H
+#define TCPTRAIL_SOCK_BPF_H
+
+#include "maps.bpf.h"
+#include "core_fixes.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		*v += 1; /* per-CPU: no atomics needed */
+}
+
+/*
+ * Addresses and ports of a socket (full, request or timewait). skc is a
+ * BTF pointer from a tp_btf argument: direct loads (CO-RE relocated, fault
+ * tolerant) cost far less than a bpf_probe_read_kernel() per field.
+ */
+static __always_inline bool fill_tuple(struct tt_sock *s, const struct sock_common *skc)
+{
+	__u16 family = skc->skc_family;
+
+	if (family == AF_INET) {
+		s->af = 4;
+		*(__u32 *)s->laddr = skc->skc_rcv_saddr;
+		*(__u32 *)s->raddr = skc->skc_daddr;
+	} else if (family == AF_INET6) {
+		s->af = 6;
+		for (int i = 0; i < 4; i++) {
+			((__u32 *)s->laddr)[i] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			((__u32 *)s->raddr)[i] = skc->skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+	} else {
+		return false;
+	}
+	s->lport = skc->skc_num;
+	s->rport = bpf_ntohs(skc->skc_dport);
+	s->netns = net_inum(skc->skc_net.net);
+	return true;
+}
+
+/* SOCK_DEAD: orphaned, no file refers to the socket any more. */
+static __always_inline bool sock_flag_dead(const struct sock *sk)
+{
+	return sk->__sk_common.skc_flags & (1UL << SOCK_DEAD);
+}
+
+/*
+ * SOCK_DONE: tcp_fin() saw the peer's FIN. (sk_shutdown's RCV_SHUTDOWN does
+ * not tell: close() sets it on our own side.)
+ */
+static __always_inline bool sock_flag_done(const struct sock *sk)
+{
+	return sk->__sk_common.skc_flags & (1UL << SOCK_DONE);
+}
+
+/* The task on the CPU, and the owner from socket storage when known. */
+static __always_inline void fill_owner(struct tt_sock *s, const struct sock_info *info)
+{
+	s->cpu_pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(s->cpu_comm, sizeof(s->cpu_comm));
+	if (info && (info->flags & TT_F_OWNER)) {
+		s->pid = info->pid;
+		__builtin_memcpy(s->comm, info->comm, sizeof(s->comm));
+	}
+}
+
+/*
+ * inet_put_port() zeroes the local port before the tracepoint fires for a
+ * transition into CLOSE (and for the RST an abort sends right after), so the
+ * port is remembered while it is known and filled in when it reads 0. Not
+ * called at CLOSE -> SYN_SENT, where 0 is the truth: connect() has not
+ * chosen the port yet.
+ */
+static __always_inline void remember_lport(struct tt_sock *s, struct sock_info *info)
+{
+	if (!info)
+		return;
+	if (s->lport)
+		info->lport = s->lport;
+	else
+		s->lport = info->lport;
+}
+
+/* Makes the current task the socket's owner (process-context events). */
+static __always_inline void take_owner(struct sock_info *info)
+{
+	info->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(info->comm, sizeof(info->comm));
+	info->flags |= TT_F_OWNER;
+}
+
+static __always_inline bool cidr_match(const volatile struct tt_cidr *c, __u8 af, const __u8 *addr)
+{
+	__u32 bits = c->prefix_len;
+
+	if (c->af != af)
+		return false;
+	for (int i = 0; i < TT_ADDR_LEN; i++) {
+		__u8 mask;
+
+		if (bits == 0)
+			return true;
+		mask = bits >= 8 ? 0xff : (__u8)(0xff << (8 - bits));
+		if ((addr[i] & mask) != (c->addr[i] & mask))
+			return false;
+		bits = bits >= 8 ? bits - 8 : 0;
+	}
+	return true;
+}
+
+static __always_inline bool cidrs_match(const volatile struct tt_cidr *tab, __u32 n, __u8 af,
+					const __u8 *addr)
+{
+	for (__u32 i = 0; i < MAX_FILTER_CIDRS; i++) {
+		if (i >= n)
+			break;
+		if (cidr_match(&tab[i], af, addr))
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool ports_match(const volatile __u16 *tab, __u32 n, __u16 port)
+{
+	for (__u32 i = 0; i < MAX_FILTER_PORTS; i++) {
+		if (i >= n)
+			break;
+		if (tab[i] == port)
+			return true;
+	}
+	return false;
+}
+
+/* The user's filters; called before bpf_ringbuf_reserve(). */
+static __always_inline bool filter_pass(const struct tt_sock *s, __u8 old_state, __u8 new_state)
+{
+	if (cfg_af && s->af != cfg_af)
+		return false;
+	if (cfg_netns && s->netns != cfg_netns)
+		return false;
+	if (cfg_state_mask && !(cfg_state_mask & ((1U << (old_state & 31)) | (1U << (new_state & 31)))))
+		return false;
+	if (cfg_n_pids) {
+		bool found = false;
+
+		for (__u32 i = 0; i < MAX_FILTER_PIDS; i++) {
+			if (i >= cfg_n_pids)
+				break;
+			if (cfg_pids[i] == s->pid) {
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			return false;
+	}
+	if (cfg_comm_set) {
+		for (int i = 0; i < TT_COMM_LEN; i++) {
+			if (s->comm[i] != cfg_comm[i])
+				return false;
+			if (!cfg_comm[i])
+				break;
+		}
+	}
+	if (cfg_n_lports && !ports_match(cfg_lports, cfg_n_lports, s->lport))
+		return false;
+	if (cfg_n_rports && !ports_match(cfg_rports, cfg_n_rports, s->rport))
+		return false;
+	if (cfg_n_laddrs && !cidrs_match(cfg_laddrs, cfg_n_laddrs, s->af, s->laddr))
+		return false;
+	if (cfg_n_raddrs && !cidrs_match(cfg_raddrs, cfg_n_raddrs, s->af, s->raddr))
+		return false;
+	return true;
+}
+
+/* Reserves a record, counting a failure as a loss the consumer reports. */
+static __always_inline void *ring_reserve(__u64 size)
+{
+	void *rec = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!rec)
+		stat_inc(TT_STAT_LOST);
+	return rec;
+}
+
+/*
+ * Submits without waking the consumer until cfg_wakeup_bytes wait in the
+ * ring: a wake-up per record costs more than the rest of the program. The
+ * consumer also drains on a short timer, so nothing waits long.
+ */
+static __always_inline void ring_submit(void *rec)
+{
+	__u64 flags = 0;
+
+	if (cfg_wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP :
+				BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(rec, flags);
+}
+
+static __always_inline void fill_header(struct tt_header *h, __u16 kind, __u16 size, __u64 ts,
+					__u64 cookie)
+{
+	h->kind = kind;
+	h->size = size;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ts_ns = ts;
+	h->cookie = cookie;
+}
+
+#endif /* TCPTRAIL_SOCK_BPF_H */

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sock:inet_sock_set_state for TCP: one tt_state_event per transition, with
+ * the time spent in the old state, the owner and a seq/ack snapshot.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "sock.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * Transitions that only a system call makes, so the task on the CPU owns
+ * the socket: connect(), listen(), close()/shutdown(). Everything a packet
+ * or a timer causes runs in softirq context on behalf of whoever was on the
+ * CPU, and keeps the owner recorded earlier.
+ */
+static __always_inline bool in_owner_context(__u8 old, __u8 new)
+{
+	return (old == TCP_CLOSE && new == TCP_SYN_SENT) || new == TCP_LISTEN ||
+	       new == TCP_FIN_WAIT1 || (old == TCP_CLOSE_WAIT && new == TCP_LAST_ACK);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldstate,
+	     const int newstate)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	struct tt_state_event *ev;
+	struct sock_info *info;
+	struct tt_sock s = {};
+	__u8 old = oldstate, new = newstate;
+	__u8 flags = 0, detail = TT_DETAIL_NONE;
+	__u64 now, old_ns = 0;
+	__u16 err = 0;
+
+	if (!tp) /* not TCP, or not a full socket */
+		return 0;
+	if (!fill_tuple(&s, &sk->__sk_common))
+		return 0;
+	now = bpf_ktime_get_ns();
+
+	info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!info) {
+		stat_inc(TT_STAT_STORAGE_FAIL);
+	} else if (new == TCP_SYN_RECV && old == TCP_LISTEN) {
+		/* A child accepted from a listener: its storage is a clone of
+		 * the listener's (BPF_F_CLONE). Keep the owner, nothing else. */
+		info->flags = (info->flags & TT_F_OWNER) | TT_F_PASSIVE;
+		info->si_flags = 0;
+	} else {
+		if (new == TCP_SYN_SENT || new == TCP_LISTEN) {
+			/* A new life: connect() or listen(), perhaps again. */
+			info->flags = new == TCP_SYN_SENT ? TT_F_ACTIVE : 0;
+			info->si_flags = 0;
+		}
+		if (info->state == old && info->state_ts) {
+			old_ns = now - info->state_ts;
+			flags |= TT_F_OLD_TS;
+		}
+	}
+
+	if (info) {
+		if (new != TCP_SYN_SENT)
+			remember_lport(&s, info);
+		if (in_owner_context(old, new))
+			take_owner(info);
+		/*
+		 * ISNs: at SYN_SENT -> * the SYN went out with seq ISN and
+		 * snd_nxt = ISN + 1; once ESTABLISHED, rcv_nxt = peer ISN + 1
+		 * (the handshake's ACK is processed, no data yet). A child
+		 * leaves SYN_RECV with snd_una = ISN + 1 from its request sock.
+		 */
+		if (old == TCP_SYN_SENT && tp->snd_nxt) {
+			info->isn_local = tp->snd_nxt - 1;
+			info->flags |= TT_F_ISN_LOCAL;
+		} else if (old == TCP_SYN_RECV && new == TCP_ESTABLISHED) {
+			info->isn_local = tp->snd_una - 1;
+			info->flags |= TT_F_ISN_LOCAL;
+		}
+		if ((old == TCP_SYN_SENT || old == TCP_SYN_RECV) && new == TCP_ESTABLISHED) {
+			info->isn_remote = tp->rcv_nxt - 1;
+			info->flags |= TT_F_ISN_REMOTE;
+		}
+	}
+
+	if (new == TCP_CLOSE) {
+		__u8 si = info ? info->si_flags : 0;
+
+		err = sk->sk_err;
+		if (si & SI_RST_RCVD) {
+			detail = TT_DETAIL_RESET_RCVD;
+		} else if (si & SI_RST_SENT) {
+			detail = TT_DETAIL_RESET_SENT;
+		} else if (err) {
+			detail = TT_DETAIL_ERROR;
+		} else if (old == TCP_FIN_WAIT2 || old == TCP_CLOSING) {
+			/*
+			 * tcp_time_wait() replaced the full socket by a
+			 * timewait socket (same cookie), which lives on in
+			 * TIME_WAIT without tracepoints: report the connection's
+			 * state, not the dying full socket's. Without the peer's
+			 * FIN yet, the timewait socket waits in FIN_WAIT2.
+			 */
+			new = TCP_TIME_WAIT;
+			flags |= TT_F_INFERRED;
+			detail = (old == TCP_CLOSING || sock_flag_done(sk)) ?
+					 TT_DETAIL_TW :
+					 TT_DETAIL_TW_FIN_WAIT2;
+		}
+	}
+
+	if (info) {
+		info->state = new;
+		info->state_ts = now;
+		flags |= info->flags & (TT_F_ISN_LOCAL | TT_F_ISN_REMOTE | TT_F_ACTIVE |
+					TT_F_PASSIVE | TT_F_OWNER);
+	}
+	if (sock_flag_dead(sk))
+		flags |= TT_F_ORPHAN;
+
+	fill_owner(&s, info);
+	if (!filter_pass(&s, old, new))
+		return 0;
+
+	ev = ring_reserve(sizeof(*ev));
+	if (!ev)
+		return 0;
+	fill_header(&ev->hdr, TT_KIND_STATE, sizeof(*ev), now, bpf_get_socket_cookie((void *)sk));
+	ev->sk = s;
+	ev->old_state_ns = old_ns;
+	ev->bytes_acked = tp->bytes_acked;
+	ev->bytes_received = tp->bytes_received;
+	ev->snd_una = tp->snd_una;
+	ev->snd_nxt = tp->snd_nxt;
+	ev->rcv_nxt = tp->rcv_nxt;
+	ev->isn_local = info ? info->isn_local : 0;
+	ev->isn_remote = info ? info->isn_remote : 0;
+	ev->total_retrans = tp->total_retrans;
+	ev->error = err;
+	ev->old_state = old;
+	ev->new_state = new;
+	ev->flags = flags;
+	ev->detail = detail;
+	ev->_pad[0] = 0;
+	ev->_pad[1] = 0;
+	ring_submit(ev);
+	return 0;
+}

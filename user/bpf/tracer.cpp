@@ -1,0 +1,290 @@
+#include "bpf/tracer.h"
+
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "error.h"
+#include "tcptrail_bpf.skel.h"
+
+namespace tcptrail {
+
+namespace {
+
+bool g_verbose = false;
+bool g_quiet = false; // mutes libbpf around probes expected to fail
+
+int libbpf_print(enum libbpf_print_level level, const char *format,
+                 va_list args) {
+  if (g_quiet || (level == LIBBPF_DEBUG && !g_verbose))
+    return 0;
+  return std::vfprintf(stderr, format, args);
+}
+
+struct SkelDeleter {
+  void operator()(tcptrail_bpf *skel) const { tcptrail_bpf__destroy(skel); }
+};
+struct RingDeleter {
+  void operator()(ring_buffer *rb) const { ring_buffer__free(rb); }
+};
+struct BtfDeleter {
+  void operator()(btf *b) const { btf__free(b); }
+};
+
+std::string errno_text(int err) {
+  return std::strerror(err < 0 ? -err : err);
+}
+
+// Effective capabilities from /proc/self/status (no libcap dependency).
+std::uint64_t effective_caps() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("CapEff:", 0) == 0)
+      return std::stoull(line.substr(7), nullptr, 16);
+  return 0;
+}
+
+constexpr int kCapSysAdmin = 21;
+constexpr int kCapPerfmon = 38;
+constexpr int kCapBpf = 39;
+
+void check_privileges() {
+  const std::uint64_t caps = effective_caps();
+  auto has = [caps](int cap) { return (caps >> cap) & 1; };
+  if (has(kCapSysAdmin) || (has(kCapBpf) && has(kCapPerfmon)))
+    return;
+  std::string missing;
+  if (!has(kCapBpf))
+    missing += "CAP_BPF";
+  if (!has(kCapPerfmon))
+    missing += missing.empty() ? "CAP_PERFMON" : " and CAP_PERFMON";
+  throw Error(fmt::format("missing privileges: need root, or {} (have "
+                          "neither these nor CAP_SYS_ADMIN)",
+                          missing),
+              "run as root (sudo tcptrail ...) or grant the capabilities: "
+              "setcap cap_bpf,cap_perfmon+ep tcptrail");
+}
+
+struct Hook {
+  const char *tracepoint;
+  bool required;
+};
+constexpr Hook kHooks[] = {
+    {"inet_sock_set_state", true}, {"tcp_retransmit_skb", false},
+    {"tcp_retransmit_synack", false}, {"tcp_send_reset", false},
+    {"tcp_receive_reset", false},
+};
+
+// tp_btf needs the tracepoint's btf_trace_<name> typedef in kernel BTF.
+std::vector<std::string> missing_tracepoints() {
+  std::unique_ptr<btf, BtfDeleter> vmlinux(btf__load_vmlinux_btf());
+  if (!vmlinux)
+    throw Error(
+        fmt::format("cannot read kernel BTF: {}", errno_text(errno)),
+        "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y "
+        "(/sys/kernel/btf/vmlinux)");
+  std::vector<std::string> missing;
+  for (const Hook &hook : kHooks) {
+    const std::string name = std::string("btf_trace_") + hook.tracepoint;
+    if (btf__find_by_name_kind(vmlinux.get(), name.c_str(), BTF_KIND_TYPEDEF) <
+        0)
+      missing.emplace_back(hook.tracepoint);
+  }
+  return missing;
+}
+
+bool is_power_of_two(std::size_t v) { return v && !(v & (v - 1)); }
+
+template <typename T, std::size_t N>
+void copy_array(volatile T (&dst)[N], const std::vector<T> &src) {
+  for (std::size_t i = 0; i < src.size() && i < N; ++i)
+    dst[i] = src[i];
+}
+
+} // namespace
+
+struct Tracer::Impl {
+  std::unique_ptr<tcptrail_bpf, SkelDeleter> skel;
+  std::unique_ptr<ring_buffer, RingDeleter> ring;
+  EventSink *sink = nullptr;
+  int handled = 0;
+  std::uint64_t invalid = 0;
+  int ncpus = 1;
+
+  static int on_record(void *ctx, void *data, std::size_t size) {
+    auto *self = static_cast<Impl *>(ctx);
+    Record rec = decode(data, size);
+    if (auto *st = std::get_if<tt_state_event>(&rec)) {
+      self->sink->on_state(*st);
+    } else if (auto *seg = std::get_if<tt_seg_event>(&rec)) {
+      self->sink->on_segment(*seg);
+    } else {
+      ++self->invalid;
+      self->sink->on_invalid(std::get<Invalid>(rec).error);
+    }
+    ++self->handled;
+    return 0;
+  }
+};
+
+Tracer Tracer::create(const TracerConfig &cfg) {
+  g_verbose = cfg.verbose;
+  libbpf_set_print(libbpf_print);
+
+  if (auto why = validate(cfg.filter))
+    throw Error(*why, {}, 2);
+  if (!is_power_of_two(cfg.ringbuf_bytes) ||
+      cfg.ringbuf_bytes < static_cast<std::size_t>(getpagesize()))
+    throw Error(fmt::format("--ringbuf-size {} must be a power of two of at "
+                            "least {} bytes",
+                            cfg.ringbuf_bytes, getpagesize()),
+                {}, 2);
+  check_privileges();
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+    throw Error("kernel BTF not found at /sys/kernel/btf/vmlinux",
+                "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+  const std::vector<std::string> missing = missing_tracepoints();
+
+  auto impl = std::make_unique<Impl>();
+  impl->ncpus = libbpf_num_possible_cpus();
+  if (impl->ncpus <= 0)
+    throw Error("cannot count possible CPUs");
+  impl->skel.reset(tcptrail_bpf__open());
+  if (!impl->skel)
+    throw Error(fmt::format("opening BPF object: {}", errno_text(errno)));
+  tcptrail_bpf *skel = impl->skel.get();
+
+  for (const std::string &tp : missing) {
+    bool required = false;
+    for (const Hook &hook : kHooks)
+      if (tp == hook.tracepoint)
+        required = hook.required;
+    if (required)
+      throw Error(fmt::format("kernel has no tracepoint sock:{} in its BTF", tp),
+                  "tcptrail needs Linux >= 5.5 with BTF for tp_btf programs");
+    std::fprintf(stderr, "tcptrail: warning: kernel has no tracepoint %s; "
+                         "those events will be missing\n",
+                 tp.c_str());
+  }
+  bpf_program__set_autoload(skel->progs.handle_tcp_retransmit_skb,
+                            cfg.want_retransmits);
+  bpf_program__set_autoload(skel->progs.handle_tcp_retransmit_synack,
+                            cfg.want_retransmits);
+  bpf_program__set_autoload(skel->progs.handle_tcp_send_reset,
+                            cfg.want_resets);
+  bpf_program__set_autoload(skel->progs.handle_tcp_receive_reset,
+                            cfg.want_resets);
+  for (const std::string &tp : missing) {
+    const std::string prog = "handle_" + tp;
+    if (bpf_program *p = bpf_object__find_program_by_name(skel->obj,
+                                                          prog.c_str()))
+      bpf_program__set_autoload(p, false);
+  }
+
+  // Configure: filters and knobs go to rodata before load.
+  const FilterSpec &f = cfg.filter;
+  auto *ro = skel->rodata;
+  ro->cfg_af = f.af;
+  ro->cfg_netns = f.netns;
+  ro->cfg_state_mask = f.state_mask;
+  ro->cfg_n_pids = static_cast<__u32>(f.pids.size());
+  copy_array(ro->cfg_pids, f.pids);
+  if (!f.comm.empty()) {
+    ro->cfg_comm_set = 1;
+    for (std::size_t i = 0; i < f.comm.size() && i < TT_COMM_LEN - 1; ++i)
+      ro->cfg_comm[i] = f.comm[i];
+  }
+  ro->cfg_n_lports = static_cast<__u32>(f.lports.size());
+  copy_array(ro->cfg_lports, f.lports);
+  ro->cfg_n_rports = static_cast<__u32>(f.rports.size());
+  copy_array(ro->cfg_rports, f.rports);
+  auto put_cidrs = [](volatile tt_cidr(&dst)[TT_MAX_FILTER_CIDRS],
+                      const std::vector<Cidr> &src) {
+    for (std::size_t i = 0; i < src.size() && i < TT_MAX_FILTER_CIDRS; ++i) {
+      dst[i].af = src[i].af;
+      dst[i].prefix_len = src[i].prefix_len;
+      for (int b = 0; b < TT_ADDR_LEN; ++b)
+        dst[i].addr[b] = src[i].addr[b];
+    }
+  };
+  ro->cfg_n_laddrs = static_cast<__u32>(f.laddrs.size());
+  put_cidrs(ro->cfg_laddrs, f.laddrs);
+  ro->cfg_n_raddrs = static_cast<__u32>(f.raddrs.size());
+  put_cidrs(ro->cfg_raddrs, f.raddrs);
+  ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
+  ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
+  ro->cfg_wakeup_bytes = cfg.wakeup_bytes;
+  if (int err = bpf_map__set_max_entries(skel->maps.events,
+                                         static_cast<__u32>(cfg.ringbuf_bytes)))
+    throw Error(fmt::format("sizing the ring buffer: {}", errno_text(err)));
+
+  if (int err = tcptrail_bpf__load(skel))
+    throw Error(fmt::format("loading BPF programs: {}", errno_text(err)),
+                err == -EACCES || err == -EINVAL
+                    ? "the kernel's verifier rejected a program (its log is "
+                      "above); please report it with `uname -r`"
+                    : "run with --verbose for libbpf's log");
+  if (int err = tcptrail_bpf__attach(skel))
+    throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
+                "run with --verbose for libbpf's log");
+
+  impl->ring.reset(ring_buffer__new(bpf_map__fd(skel->maps.events),
+                                    &Impl::on_record, impl.get(), nullptr));
+  if (!impl->ring)
+    throw Error(fmt::format("creating ring buffer consumer: {}",
+                            errno_text(errno)));
+  return Tracer(std::move(impl));
+}
+
+Tracer::Tracer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tracer::Tracer(Tracer &&) noexcept = default;
+Tracer &Tracer::operator=(Tracer &&) noexcept = default;
+Tracer::~Tracer() = default;
+
+int Tracer::poll(EventSink &sink, int timeout_ms) {
+  impl_->sink = &sink;
+  impl_->handled = 0;
+  // Records are submitted mostly without a wake-up: epoll may time out with
+  // data waiting, so always consume after it.
+  int err = ring_buffer__poll(impl_->ring.get(), timeout_ms);
+  if (err < 0 && err != -EINTR)
+    throw Error(fmt::format("polling ring buffer: {}", errno_text(err)));
+  err = ring_buffer__consume(impl_->ring.get());
+  if (err < 0 && err != -EINTR)
+    throw Error(fmt::format("consuming ring buffer: {}", errno_text(err)));
+  return impl_->handled;
+}
+
+int Tracer::drain(EventSink &sink) { return poll(sink, 0); }
+
+TracerStats Tracer::stats() const {
+  TracerStats out;
+  out.invalid = impl_->invalid;
+  std::vector<std::uint64_t> values(static_cast<std::size_t>(impl_->ncpus));
+  auto sum = [&](std::uint32_t key) -> std::uint64_t {
+    if (bpf_map__lookup_elem(impl_->skel->maps.stats, &key, sizeof(key),
+                             values.data(),
+                             values.size() * sizeof(std::uint64_t), 0))
+      return 0;
+    std::uint64_t total = 0;
+    for (std::uint64_t v : values)
+      total += v;
+    return total;
+  };
+  out.lost = sum(TT_STAT_LOST);
+  out.storage_fail = sum(TT_STAT_STORAGE_FAIL);
+  return out;
+}
+
+} // namespace tcptrail

@@ -1,0 +1,148 @@
+#include "cli.h"
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "commands/commands.h"
+#include "tcp_state.h"
+#include "units.h"
+
+namespace tcptrail {
+
+namespace {
+
+constexpr const char *kVersion = "tcptrail 0.1.0";
+
+// Adds the filters and output options every tracing subcommand shares. The
+// raw strings are converted as they are parsed, so a bad value is a CLI
+// error (exit 2) naming the option.
+void add_common(CLI::App *app, CommonOptions &o) {
+  auto *v4 = app->add_flag_callback(
+      "-4,--ipv4", [&o] { o.filter.af = 4; }, "IPv4 sockets only");
+  auto *v6 = app->add_flag_callback(
+      "-6,--ipv6", [&o] { o.filter.af = 6; }, "IPv6 sockets only");
+  v4->excludes(v6);
+  app->add_option("-p,--pid", o.filter.pids,
+                  "owner process id (repeatable, up to 8)")
+      ->check(CLI::PositiveNumber);
+  app->add_option("-c,--comm", o.filter.comm,
+                  "owner command name, exact (up to 15 bytes)");
+  app->add_option("--lport", o.filter.lports, "local port (repeatable)")
+      ->check(CLI::Range(1, 65535));
+  app->add_option("--rport", o.filter.rports, "remote port (repeatable)")
+      ->check(CLI::Range(1, 65535));
+  auto add_cidr = [&](const char *name, std::vector<Cidr> &dst,
+                      const char *desc) {
+    app->add_option_function<std::vector<std::string>>(
+           name,
+           [&dst, name](const std::vector<std::string> &vals) {
+             for (const std::string &v : vals) {
+               auto c = parse_cidr(v);
+               if (!c)
+                 throw CLI::ValidationError(
+                     name, fmt::format("'{}' is not an address or CIDR", v));
+               dst.push_back(*c);
+             }
+           },
+           desc)
+        ->type_name("CIDR");
+  };
+  add_cidr("--laddr", o.filter.laddrs, "local address or CIDR (repeatable)");
+  add_cidr("--raddr", o.filter.raddrs, "remote address or CIDR (repeatable)");
+  app->add_option_function<std::vector<std::string>>(
+         "--state",
+         [&o](const std::vector<std::string> &vals) {
+           for (const std::string &v : vals) {
+             auto s = parse_state(v);
+             if (!s)
+               throw CLI::ValidationError(
+                   "--state", fmt::format("unknown TCP state '{}'", v));
+             o.filter.state_mask |= 1U << static_cast<unsigned>(*s);
+           }
+         },
+         "transitions from or to this state (repeatable), e.g. CLOSE_WAIT")
+      ->type_name("STATE");
+  app->add_option("--netns", o.filter.netns,
+                  "network namespace inode (ls -L -i /proc/PID/ns/net)")
+      ->check(CLI::PositiveNumber);
+
+  app->add_option_function<std::string>(
+         "-f,--format",
+         [&o](const std::string &v) {
+           if (v == "table")
+             o.format = Format::Table;
+           else if (v == "json")
+             o.format = Format::Json;
+           else if (v == "csv")
+             o.format = Format::Csv;
+           else
+             throw CLI::ValidationError("--format",
+                                        "must be table, json or csv");
+         },
+         "output format: table (default), json (JSON Lines), csv")
+      ->type_name("FMT");
+  app->add_flag("-T,--time", o.wall_time, "wall-clock time column (table)");
+  app->add_flag("--raw-seq", o.raw_seq,
+                "raw sequence numbers (like tcpdump -S), not relative");
+  app->add_flag("--no-color", o.no_color, "no colour (also: NO_COLOR=1)");
+  app->add_option_function<std::string>(
+         "-d,--duration",
+         [&o](const std::string &v) {
+           auto ns = parse_duration_ns(v);
+           if (!ns || *ns == 0)
+             throw CLI::ValidationError(
+                 "--duration", fmt::format("'{}' is not a duration", v));
+           o.duration_ns = *ns;
+         },
+         "stop after this long: 10s, 500ms, 2m")
+      ->type_name("TIME");
+  app->add_option("-n,--count", o.count, "stop after this many events")
+      ->check(CLI::PositiveNumber);
+  app->add_option_function<std::string>(
+         "--ringbuf-size",
+         [&o](const std::string &v) {
+           auto n = parse_size(v);
+           if (!n || *n < 4096 || (*n & (*n - 1)) || *n > (1ULL << 30))
+             throw CLI::ValidationError(
+                 "--ringbuf-size",
+                 fmt::format("'{}': need a power of two from 4K to 1G", v));
+           o.ringbuf_bytes = static_cast<std::size_t>(*n);
+         },
+         "ring buffer size, a power of two (default 16M)")
+      ->type_name("SIZE");
+  app->add_flag("-v,--verbose", o.verbose, "libbpf's debug log to stderr");
+  app->add_flag("--exit-after-attach", o.exit_after_attach)
+      ->group(""); // hidden: start-up benchmark
+}
+
+} // namespace
+
+int run_cli(int argc, char **argv) {
+  CLI::App app{"tcptrail: what the kernel's TCP stack does, socket by socket",
+               "tcptrail"};
+  app.set_version_flag("-V,--version", kVersion);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  CommonOptions trace_opts;
+  CLI::App *trace = app.add_subcommand(
+      "trace", "stream every TCP state transition, RST and retransmission");
+  add_common(trace, trace_opts);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+
+  if (trace->parsed())
+    return run_trace(trace_opts);
+  return 2;
+}
+
+} // namespace tcptrail

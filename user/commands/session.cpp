@@ -1,0 +1,82 @@
+#include "commands/session.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "runtime.h"
+
+namespace tcptrail {
+
+TracerConfig make_tracer_config(const CommonOptions &opts) {
+  TracerConfig cfg;
+  cfg.filter = opts.filter;
+  cfg.ringbuf_bytes = opts.ringbuf_bytes;
+  cfg.verbose = opts.verbose;
+  // Wake the consumer early enough that a burst cannot fill the ring
+  // between two timer-driven drains.
+  cfg.wakeup_bytes = opts.ringbuf_bytes / 8;
+  return cfg;
+}
+
+bool want_color(const CommonOptions &opts, int fd) {
+  if (opts.no_color || opts.format != Format::Table)
+    return false;
+  const char *no_color = std::getenv("NO_COLOR");
+  if (no_color && *no_color)
+    return false;
+  return isatty(fd) == 1;
+}
+
+TracerStats run_session(const CommonOptions &opts, const TracerConfig &cfg,
+                        EventSink &sink, const SessionHooks &hooks) {
+  install_signal_handlers();
+  Tracer tracer = Tracer::create(cfg);
+  std::fputs("tcptrail: ready\n", stderr);
+  std::fflush(stderr);
+  if (opts.exit_after_attach)
+    return tracer.stats();
+
+  const std::uint64_t start = monotonic_ns();
+  const std::uint64_t deadline = opts.duration_ns ? start + opts.duration_ns : 0;
+  std::uint64_t lost_seen = 0;
+  std::uint64_t next_loss_check = start + kLossCheckNs;
+
+  auto check_loss = [&] {
+    const std::uint64_t lost = tracer.stats().lost;
+    if (lost > lost_seen && hooks.on_lost)
+      hooks.on_lost(lost - lost_seen);
+    lost_seen = lost;
+  };
+
+  while (!stop_requested()) {
+    int timeout = kPollIntervalMs;
+    if (deadline) {
+      const std::uint64_t now = monotonic_ns();
+      if (now >= deadline)
+        break;
+      const std::uint64_t left_ms = (deadline - now) / 1'000'000 + 1;
+      if (left_ms < static_cast<std::uint64_t>(timeout))
+        timeout = static_cast<int>(left_ms);
+    }
+    tracer.poll(sink, timeout);
+    const std::uint64_t now = monotonic_ns();
+    if (now >= next_loss_check) {
+      check_loss();
+      next_loss_check = now + kLossCheckNs;
+    }
+    if (hooks.on_tick && !hooks.on_tick(now))
+      break;
+  }
+  // Drain what the kernel produced before we stopped, then report losses.
+  // Programs stay attached until the tracer is destroyed, so bound the
+  // drain: a busy host would otherwise keep it going forever.
+  for (int i = 0; i < 64 && tracer.drain(sink) > 0; ++i)
+    if (hooks.on_tick && !hooks.on_tick(monotonic_ns()))
+      break;
+  check_loss();
+  return tracer.stats();
+}
+
+} // namespace tcptrail
