@@ -43,13 +43,13 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps") __weak;
 
-/* Counters, per CPU, summed by user space. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TT_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps") __weak;
+/*
+ * Counters of rare failures, in .bss: user space reads them through the
+ * skeleton's mmap, with no syscall and no capability. Atomic adds cost only
+ * on the failure paths.
+ */
+__u64 stat_lost __weak = 0;         /* failed bpf_ringbuf_reserve() */
+__u64 stat_storage_fail __weak = 0; /* socket storage could not be created */
 
 /* sock_info.flags beyond the TT_F_* ones it shares with events */
 #define SI_RST_SENT (1U << 0)

@@ -11,12 +11,9 @@
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 
-static __always_inline void stat_inc(__u32 idx)
+static __always_inline void stat_inc(__u64 *counter)
 {
-	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
-
-	if (v)
-		*v += 1; /* per-CPU: no atomics needed */
+	__sync_fetch_and_add(counter, 1);
 }
 
 /*
@@ -188,7 +185,7 @@ static __always_inline void *ring_reserve(__u64 size)
 	void *rec = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!rec)
-		stat_inc(TT_STAT_LOST);
+		stat_inc(&stat_lost);
 	return rec;
 }
 

@@ -61,11 +61,6 @@ struct tt_cidr {
 	__u8 addr[TT_ADDR_LEN]; /* host bits cleared */
 };
 
-/* Indices of the per-CPU `stats` array map, summed by user space. */
-#define TT_STAT_LOST 0         /* failed bpf_ringbuf_reserve() */
-#define TT_STAT_STORAGE_FAIL 1 /* socket storage could not be created */
-#define TT_STAT_MAX 2
-
 /* 24 bytes, at offset 0 of every record. */
 struct tt_header {
 	__u16 kind;
@@ -127,6 +122,64 @@ struct tt_seg_event {
 	__u8 what; /* TT_RETRANS_* or TT_RESET_* */
 	__u8 _pad0;
 	__u32 reason; /* kernel's sk_rst_reason for RST sent, else 0 */
+};
+
+/*
+ * Snapshot records: written by the BPF iterators (bpf/iter.bpf.c) with
+ * bpf_seq_write and read from the iterator's fd, never from the ring. They
+ * start with tt_header too (ts_ns: when the record was dumped).
+ */
+#define TT_KIND_ITER_SOCK 16 /* struct tt_iter_sock, from iter/tcp */
+#define TT_KIND_ITER_FILE 17 /* struct tt_iter_file, from iter/task_file */
+
+/* tt_iter_sock.sk_kind: which kind of socket the iterator saw */
+#define TT_SK_FULL 1     /* struct tcp_sock */
+#define TT_SK_TIMEWAIT 2 /* struct tcp_timewait_sock: state is tw_substate */
+#define TT_SK_REQUEST 3  /* struct request_sock: NEW_SYN_RECV */
+
+/* tt_iter_sock.flags */
+#define TT_IF_OWNER (1U << 0)    /* pid/comm from socket storage (tracer's owner) */
+#define TT_IF_STATE_TS (1U << 1) /* state_ts: storage saw the current state entered */
+#define TT_IF_ORPHAN (1U << 2)   /* SOCK_DEAD: no file refers to it */
+#define TT_IF_ACTIVITY (1U << 3) /* rcv_tstamp, mstamp_ns valid (full socket) */
+
+/* 152 bytes: one TCP socket of the iterator's network namespace. */
+struct tt_iter_sock {
+	struct tt_header hdr; /* cookie: bpf_get_socket_cookie() */
+	__u8 laddr[TT_ADDR_LEN];
+	__u8 raddr[TT_ADDR_LEN];
+	__u16 lport; /* host byte order */
+	__u16 rport;
+	__u8 af;      /* 4 or 6 */
+	__u8 state;   /* TCP state (timewait: tw_substate) */
+	__u8 sk_kind; /* TT_SK_* */
+	__u8 flags;   /* TT_IF_* */
+	__u32 netns;  /* network namespace inode */
+	__u32 pid;    /* owner tgid from storage if TT_IF_OWNER */
+	__u64 ino;    /* socket inode (sock_i_ino), 0 when orphaned */
+	__u32 rx_queue; /* as ss: LISTEN: accept backlog; else unread bytes */
+	__u32 tx_queue; /* LISTEN: max backlog; else unacked + unsent bytes */
+	__u32 snd_una;
+	__u32 snd_nxt;
+	__u32 rcv_nxt;
+	__u32 rcv_tstamp; /* tcp_sock.rcv_tstamp: jiffies (u32) of the last ACK taken */
+	__u32 uid;        /* sock_i_uid */
+	__u32 hz;         /* CONFIG_HZ as libbpf found it, 0 when unknown */
+	__u64 state_ts;   /* bpf_ktime_get_ns() the state was entered, if TT_IF_STATE_TS */
+	__u64 jiffies;    /* bpf_jiffies64() at dump time */
+	__u64 mstamp_ns;  /* tcp_sock.tcp_mstamp (CLOCK_MONOTONIC us) * 1000 */
+	char comm[TT_COMM_LEN]; /* owner comm from storage if TT_IF_OWNER */
+};
+
+/* 64 bytes: one socket file descriptor of a process (iter/task_file). */
+struct tt_iter_file {
+	struct tt_header hdr; /* cookie: the socket's */
+	__u32 pid;            /* tgid */
+	__u32 fd;
+	__u64 ino;   /* socket inode */
+	__u32 netns; /* the socket's network namespace inode */
+	__u32 _pad;
+	char comm[TT_COMM_LEN];
 };
 
 #endif /* TCPTRAIL_EVENTS_H */

@@ -1,5 +1,6 @@
 #include "bpf/tracer.h"
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
@@ -104,6 +105,27 @@ std::vector<std::string> missing_tracepoints() {
   return missing;
 }
 
+// Runs the seed_owners iterator once: every existing TCP socket gets its
+// owner in socket storage (see bpf/owners.bpf.c). Best effort: a failure
+// only means pre-existing sockets show pid 0, so it warns.
+void seed_owners(tcptrail_bpf *skel) {
+  bpf_link *link = bpf_program__attach_iter(skel->progs.seed_owners, nullptr);
+  if (!link) {
+    std::fprintf(stderr, "tcptrail: warning: cannot walk existing sockets "
+                         "(%s): their owners will show as unknown\n",
+                 errno_text(errno).c_str());
+    return;
+  }
+  const int fd = bpf_iter_create(bpf_link__fd(link));
+  if (fd >= 0) {
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    close(fd);
+  }
+  bpf_link__destroy(link);
+}
+
 bool is_power_of_two(std::size_t v) { return v && !(v & (v - 1)); }
 
 template <typename T, std::size_t N>
@@ -120,7 +142,6 @@ struct Tracer::Impl {
   EventSink *sink = nullptr;
   int handled = 0;
   std::uint64_t invalid = 0;
-  int ncpus = 1;
 
   static int on_record(void *ctx, void *data, std::size_t size) {
     auto *self = static_cast<Impl *>(ctx);
@@ -154,12 +175,10 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
     throw Error("kernel BTF not found at /sys/kernel/btf/vmlinux",
                 "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
-  const std::vector<std::string> missing = missing_tracepoints();
+  const std::vector<std::string> missing =
+      cfg.tracepoints ? missing_tracepoints() : std::vector<std::string>{};
 
   auto impl = std::make_unique<Impl>();
-  impl->ncpus = libbpf_num_possible_cpus();
-  if (impl->ncpus <= 0)
-    throw Error("cannot count possible CPUs");
   impl->skel.reset(tcptrail_bpf__open());
   if (!impl->skel)
     throw Error(fmt::format("opening BPF object: {}", errno_text(errno)));
@@ -190,6 +209,23 @@ Tracer Tracer::create(const TracerConfig &cfg) {
     if (bpf_program *p = bpf_object__find_program_by_name(skel->obj,
                                                           prog.c_str()))
       bpf_program__set_autoload(p, false);
+  }
+
+  // Iterator programs load on request and are never auto-attached; without
+  // tracepoints, nothing else loads.
+  bpf_program *prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    if (prog == skel->progs.seed_owners) {
+      // Part of tracing: run once after attach (see seed_owners()).
+      bpf_program__set_autoload(prog, cfg.tracepoints);
+      bpf_program__set_autoattach(prog, false);
+    } else if (std::strncmp(bpf_program__section_name(prog), "iter/", 5) ==
+               0) {
+      bpf_program__set_autoload(prog, cfg.iterators);
+      bpf_program__set_autoattach(prog, false);
+    } else if (!cfg.tracepoints) {
+      bpf_program__set_autoload(prog, false);
+    }
   }
 
   // Configure: filters and knobs go to rodata before load.
@@ -238,6 +274,8 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   if (int err = tcptrail_bpf__attach(skel))
     throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
                 "run with --verbose for libbpf's log");
+  if (cfg.tracepoints)
+    seed_owners(skel);
 
   impl->ring.reset(ring_buffer__new(bpf_map__fd(skel->maps.events),
                                     &Impl::on_record, impl.get(), nullptr));
@@ -268,22 +306,21 @@ int Tracer::poll(EventSink &sink, int timeout_ms) {
 
 int Tracer::drain(EventSink &sink) { return poll(sink, 0); }
 
+int Tracer::program_fd(const char *name) const {
+  const bpf_program *prog =
+      bpf_object__find_program_by_name(impl_->skel->obj, name);
+  if (!prog || !bpf_program__autoload(prog))
+    return -1;
+  return bpf_program__fd(prog);
+}
+
 TracerStats Tracer::stats() const {
   TracerStats out;
   out.invalid = impl_->invalid;
-  std::vector<std::uint64_t> values(static_cast<std::size_t>(impl_->ncpus));
-  auto sum = [&](std::uint32_t key) -> std::uint64_t {
-    if (bpf_map__lookup_elem(impl_->skel->maps.stats, &key, sizeof(key),
-                             values.data(),
-                             values.size() * sizeof(std::uint64_t), 0))
-      return 0;
-    std::uint64_t total = 0;
-    for (std::uint64_t v : values)
-      total += v;
-    return total;
-  };
-  out.lost = sum(TT_STAT_LOST);
-  out.storage_fail = sum(TT_STAT_STORAGE_FAIL);
+  // .bss is mmapped: plain loads, no syscall, no capability needed.
+  const auto *bss = impl_->skel->bss;
+  out.lost = __atomic_load_n(&bss->stat_lost, __ATOMIC_RELAXED);
+  out.storage_fail = __atomic_load_n(&bss->stat_storage_fail, __ATOMIC_RELAXED);
   return out;
 }
 

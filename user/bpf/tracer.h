@@ -28,6 +28,11 @@ struct TracerConfig {
   bool want_resets = true;
   // Wake the consumer only once this many bytes wait (0: every record).
   std::uint64_t wakeup_bytes = 1u << 20;
+  // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
+  bool tracepoints = true;
+  // Load the iterator programs (bpf/iter.bpf.c). They are never attached by
+  // create(): user/bpf/iter.h creates iterator links on demand.
+  bool iterators = false;
 };
 
 struct TracerStats {
@@ -55,6 +60,10 @@ public:
   int drain(EventSink &sink);
 
   TracerStats stats() const;
+
+  // The fd of a loaded program, by its function name ("dump_tcp"), or -1
+  // when it is not loaded. For user/bpf/iter.h.
+  int program_fd(const char *name) const;
 
 private:
   struct Impl;

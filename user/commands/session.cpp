@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "privileges.h"
 #include "runtime.h"
 
 namespace tcptrail {
@@ -33,6 +34,10 @@ TracerStats run_session(const CommonOptions &opts, const TracerConfig &cfg,
                         EventSink &sink, const SessionHooks &hooks) {
   install_signal_handlers();
   Tracer tracer = Tracer::create(cfg);
+  if (hooks.after_attach)
+    hooks.after_attach(tracer);
+  // Everything privileged is done: programs attached, ring mapped.
+  drop_all_capabilities();
   std::fputs("tcptrail: ready\n", stderr);
   std::fflush(stderr);
   if (opts.exit_after_attach)

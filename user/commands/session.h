@@ -19,6 +19,9 @@ inline constexpr std::uint64_t kLossCheckNs = 250'000'000;
 struct SessionHooks {
   // Called with the number of newly lost records (ring buffer full).
   std::function<void(std::uint64_t)> on_lost;
+  // Called once attached, before capabilities are dropped: the last chance
+  // for privileged setup (e.g. enumerating sockets in other namespaces).
+  std::function<void(Tracer &)> after_attach;
   // Called after every poll with the monotonic time; return false to stop.
   std::function<bool(std::uint64_t now_ns)> on_tick;
 };

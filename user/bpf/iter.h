@@ -1,0 +1,49 @@
+// The libbpf side of the BPF iterators (bpf/iter.bpf.c): creates iterator
+// links on a Tracer's loaded programs and reads their records.
+//
+// iter/tcp dumps the sockets of the network namespace of the thread that
+// creates the iterator fd, so other namespaces are read from a dedicated
+// thread that setns()es into each one; the calling thread's namespace never
+// changes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bpf/tracer.h"
+#include "snapshot/records.h"
+
+namespace tcptrail {
+
+struct NetnsRef {
+  std::string path;       // "/proc/1/ns/net", "/run/netns/blue", ...
+  std::uint64_t inode = 0; // the namespace's inode (st_ino)
+};
+
+// The root namespace (/proc/1/ns/net), every running process's namespace
+// (/proc/*/ns/net) and the named ones (/run/netns/*), deduplicated by inode,
+// root first.
+std::vector<NetnsRef> list_netns();
+
+class IterReader {
+public:
+  // `tracer` must have been created with TracerConfig::iterators and must
+  // outlive the reader. Throws tcptrail::Error naming the failed step.
+  explicit IterReader(const Tracer &tracer);
+  ~IterReader();
+  IterReader(const IterReader &) = delete;
+  IterReader &operator=(const IterReader &) = delete;
+
+  // Every TCP socket of every namespace in `netns`. A namespace that cannot
+  // be entered any more (its last process exited) is skipped.
+  IterRecords sockets(const std::vector<NetnsRef> &netns) const;
+  // Every TCP socket fd of every process.
+  IterRecords files() const;
+
+private:
+  int tcp_link_ = -1;
+  int file_link_ = -1;
+};
+
+} // namespace tcptrail

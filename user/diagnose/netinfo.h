@@ -1,0 +1,77 @@
+// What `diagnose` reads besides the trace: a network namespace's TCP MIB
+// counters (/proc/net/netstat, /proc/net/snmp), its listeners' queues and
+// its CLOSE_WAIT / TIME_WAIT / half-open sockets (sock_diag netlink), its
+// ephemeral port range. A namespace other than the caller's is read from a
+// helper thread that setns()es into it; the calling thread never changes
+// namespace.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tcptrail/events.h"
+
+namespace tcptrail::diagnose {
+
+// "TcpExt.ListenOverflows" -> value, "Tcp.RetransSegs" -> value, ...
+using MibCounters = std::map<std::string, std::int64_t>;
+
+// Parses the /proc/net/netstat and /proc/net/snmp format: pairs of lines
+// "Prefix: Name1 Name2 ..." / "Prefix: v1 v2 ...". Malformed pairs are
+// skipped; values are read as signed 64-bit (Tcp.MaxConn is -1).
+MibCounters parse_mib(std::string_view text);
+
+// after - before for every counter present in both.
+MibCounters mib_delta(const MibCounters &before, const MibCounters &after);
+
+// One socket from a sock_diag dump.
+struct DiagSock {
+  std::uint8_t af = 0;    // 4 or 6
+  std::uint8_t state = 0; // TCP state (timewait: its substate; request: SYN_RECV)
+  std::uint8_t laddr[TT_ADDR_LEN] = {};
+  std::uint8_t raddr[TT_ADDR_LEN] = {};
+  std::uint16_t lport = 0;
+  std::uint16_t rport = 0;
+  std::uint32_t rqueue = 0; // LISTEN: accept queue length
+  std::uint32_t wqueue = 0; // LISTEN: accept queue limit (backlog)
+  std::uint32_t uid = 0;
+  std::uint64_t inode = 0;
+  std::uint64_t cookie = 0; // the socket cookie, as in the trace
+};
+
+struct NetSnapshot {
+  bool ok = false;
+  std::string error;           // why it is not ok (or a partial failure)
+  std::uint64_t netns = 0;     // inode of the namespace read
+  MibCounters mib;             // netstat + snmp
+  bool sockets_ok = false;
+  std::vector<DiagSock> sockets; // LISTEN, SYN_RECV, CLOSE_WAIT, TIME_WAIT
+  std::uint32_t port_lo = 0, port_hi = 0; // net.ipv4.ip_local_port_range
+  std::int64_t max_syn_backlog = -1;      // net.ipv4.tcp_max_syn_backlog
+  std::int64_t somaxconn = -1;            // net.core.somaxconn
+  std::int64_t syncookies = -1;           // net.ipv4.tcp_syncookies
+};
+
+// Reads the namespace with inode `netns`, or the caller's own namespace
+// when nullopt. Never throws; failures are in `error`.
+NetSnapshot take_snapshot(std::optional<std::uint64_t> netns);
+
+// A path whose st_ino is `inode`: /run/netns/*, then /proc/*/ns/net.
+std::optional<std::string> find_netns_path(std::uint64_t inode);
+
+struct SocketOwner {
+  std::uint32_t pid = 0;
+  std::string comm;
+};
+
+// The process holding each socket inode (first found by scanning
+// /proc/*/fd), for inodes that have one. Bounded by the process count.
+std::map<std::uint64_t, SocketOwner>
+socket_owners(const std::set<std::uint64_t> &inodes);
+
+} // namespace tcptrail::diagnose

@@ -1,0 +1,17 @@
+// Least privilege: once the BPF programs are attached (and any namespaces
+// opened), tcptrail needs no capability at all: the ring buffer and the
+// counters are mmapped, output goes to fds already open.
+#pragma once
+
+#include <cstdint>
+
+namespace tcptrail {
+
+// Clears the bounding, ambient, inheritable, permitted and effective
+// capability sets and sets no_new_privs. Throws tcptrail::Error on failure.
+void drop_all_capabilities();
+
+// The CapEff mask of this process (from /proc/self/status).
+std::uint64_t effective_capabilities();
+
+} // namespace tcptrail
