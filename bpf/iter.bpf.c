@@ -7,7 +7,8 @@
  * iter/tcp: every TCP socket (full, timewait, request) of the network
  *   namespace of the task that created the iterator fd.
  * iter/task_file: every socket file descriptor of every process, to join
- *   sockets with their owners (pid, comm, fd) by cookie.
+ *   sockets with their owners (pid, comm, fd) by cookie. (Seeding socket
+ *   storage with owners for the live tracer is bpf/owners.bpf.c's job.)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

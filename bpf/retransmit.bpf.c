@@ -39,6 +39,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 			info->flags |= TT_F_ISN_LOCAL;
 		}
 		flags = info->flags;
+		remember_lport(&s, info);
 	}
 	fill_owner(&s, info);
 	if (!filter_pass(&s, state, state))

@@ -12,6 +12,7 @@ pkgs=(
   libcli11-dev libfmt-dev
   googletest libgtest-dev nlohmann-json3-dev
   iproute2 nftables iputils-ping tcpdump libcap2-bin util-linux procps
+  python3                              # scripts/scenario.sh, bench helpers
 )
 missing=()
 for p in "${pkgs[@]}"; do

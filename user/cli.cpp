@@ -114,7 +114,7 @@ void add_common(CLI::App *app, CommonOptions &o) {
          },
          "ring buffer size, a power of two (default 16M)")
       ->type_name("SIZE");
-  app->add_flag("-v,--verbose", o.verbose, "libbpf's debug log to stderr");
+  app->add_flag("--verbose", o.verbose, "libbpf's debug log to stderr");
   app->add_flag("--exit-after-attach", o.exit_after_attach)
       ->group(""); // hidden: start-up benchmark
 }
@@ -133,6 +133,79 @@ int run_cli(int argc, char **argv) {
       "trace", "stream every TCP state transition, RST and retransmission");
   add_common(trace, trace_opts);
 
+  CommonOptions history_opts;
+  HistoryOptions history;
+  CLI::App *history_cmd = app.add_subcommand(
+      "history", "one record per connection: path of states with times, "
+                 "ISNs, bytes, retransmits, how it ended");
+  add_common(history_cmd, history_opts);
+  history_cmd->add_option_function<std::string>(
+         "-i,--interval",
+         [&history](const std::string &v) {
+           auto ns = parse_duration_ns(v);
+           if (!ns || *ns == 0)
+             throw CLI::ValidationError(
+                 "--interval", fmt::format("'{}' is not a duration", v));
+           history.interval_ns = *ns;
+         },
+         "also print every open connection this often (like a netstat "
+         "refresh)")
+      ->type_name("TIME");
+  history_cmd
+      ->add_option("--max-conns", history.max_conns,
+                   "connections tracked at once; beyond, the least recently "
+                   "active is evicted and counted (default 65536)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{16} << 20));
+  history_cmd->add_flag("-v,--seq", history.show_seq,
+                        "show snd_una/snd_nxt/rcv_nxt at every step "
+                        "(relative; raw with --raw-seq)");
+
+  CommonOptions snapshot_opts;
+  CLI::App *snapshot = app.add_subcommand(
+      "snapshot", "every TCP socket in every network namespace now, with "
+                  "owner, queues and seq/ack state (like ss -tanp)");
+  add_common(snapshot, snapshot_opts);
+  snapshot->get_option("--state")->description(
+      "sockets in this state (repeatable), e.g. LISTEN");
+
+  CommonOptions leaks_opts;
+  LeaksOptions leaks_cfg;
+  CLI::App *leaks = app.add_subcommand(
+      "leaks", "sockets stuck in CLOSE_WAIT (or other states) by process, "
+               "pre-existing ones included");
+  add_common(leaks, leaks_opts);
+  leaks->get_option("--state")->description(
+      "state to watch (repeatable): CLOSE_WAIT (default), FIN_WAIT2, "
+      "LAST_ACK, SYN_RECV, ...");
+  auto add_duration = [](CLI::App *sub, const char *name, std::uint64_t &dst,
+                         bool allow_zero, const char *desc) {
+    sub->add_option_function<std::string>(
+           name,
+           [&dst, name, allow_zero](const std::string &v) {
+             auto ns = parse_duration_ns(v);
+             if (!ns || (!allow_zero && *ns == 0))
+               throw CLI::ValidationError(
+                   name, fmt::format("'{}' is not a duration", v));
+             dst = *ns;
+           },
+           desc)
+        ->type_name("TIME");
+  };
+  add_duration(leaks, "--min-age", leaks_cfg.min_age_ns, true,
+               "report sockets in the state at least this long (default 30s)");
+  add_duration(leaks, "--interval", leaks_cfg.interval_ns, false,
+               "time between reports (default 10s)");
+  leaks->add_flag("--once", leaks_cfg.once,
+                  "enumerate, report once and exit (no live tracing)");
+  leaks->add_flag("--exit-code", leaks_cfg.exit_code,
+                  "exit 3 when stuck sockets were reported, 0 when clean");
+
+  CommonOptions diagnose_opts;
+  CLI::App *diagnose = app.add_subcommand(
+      "diagnose", "trace for a while (--duration, default 10s), then report "
+                  "problems with evidence; exit 3 when problems were found");
+  add_common(diagnose, diagnose_opts);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -142,6 +215,14 @@ int run_cli(int argc, char **argv) {
 
   if (trace->parsed())
     return run_trace(trace_opts);
+  if (history_cmd->parsed())
+    return run_history(history_opts, history);
+  if (snapshot->parsed())
+    return run_snapshot(snapshot_opts);
+  if (leaks->parsed())
+    return run_leaks(leaks_opts, leaks_cfg);
+  if (diagnose->parsed())
+    return run_diagnose(diagnose_opts);
   return 2;
 }
 

@@ -1,10 +1,37 @@
 // Subcommands. Each returns the process exit code.
 #pragma once
 
+#include <cstdint>
+
 #include "cli.h"
 
 namespace tcptrail {
 
 int run_trace(const CommonOptions &opts);
+
+struct HistoryOptions {
+  std::uint64_t interval_ns = 0; // also print open connections this often
+  std::size_t max_conns = 65536;
+  bool show_seq = false; // -v/--seq: snd_una/snd_nxt/rcv_nxt per step
+};
+// tcptrail history: one record per connection when it ends, plus the open
+// ones on exit and every --interval.
+int run_history(const CommonOptions &opts, const HistoryOptions &history);
+
+// tcptrail snapshot: every TCP socket of every network namespace, now.
+int run_snapshot(const CommonOptions &opts);
+
+struct LeaksOptions {
+  std::uint64_t min_age_ns = 30'000'000'000ULL;
+  std::uint64_t interval_ns = 10'000'000'000ULL;
+  bool once = false;
+  bool exit_code = false; // exit 3 when a report found stuck sockets
+};
+// tcptrail leaks: sockets stuck in watched states (opts.filter.state_mask,
+// CLOSE_WAIT when empty), by process.
+int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks);
+// tcptrail diagnose: trace for --duration (default 10s), then a report of
+// verdicts. Returns 0 without problems, 3 with problems, 2 on misuse.
+int run_diagnose(const CommonOptions &opts);
 
 } // namespace tcptrail

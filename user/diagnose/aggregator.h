@@ -108,8 +108,9 @@ private:
   Totals totals_;
   std::array<std::array<std::uint64_t, 16>, 16> pairs_{};
 
-  KindStats refused_, timeouts_, slow_connects_, reset_rcvd_, reset_sent_,
-      closed_port_, retrans_, time_wait_;
+  KindStats refused_, timeouts_, connect_errors_, slow_connects_, reset_rcvd_,
+      reset_sent_, closed_port_, retrans_, time_wait_;
+  std::map<int, std::uint64_t> connect_errnos_;
   std::uint64_t syn_retransmits_ = 0;
 
   std::unordered_map<std::uint64_t, std::uint64_t> syn_retrans_by_cookie_;
@@ -125,11 +126,14 @@ private:
     std::string listener;
     std::uint8_t af = 0;
     std::uint16_t lport = 0;
+    std::uint32_t netns = 0;
     std::uint32_t pid = 0;
     std::string comm;
     std::uint64_t synack = 0;
   };
   std::unordered_map<std::string, ListenerStats> listeners_;
+  // Owner of each listening port seen entering LISTEN, by "netns/port".
+  std::unordered_map<std::string, SocketOwner> listen_owners_;
   std::uint64_t synack_retransmits_ = 0;
   Dropped dropped_;
 

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -301,6 +303,96 @@ NetSnapshot take_snapshot(std::optional<std::uint64_t> netns) {
   });
   t.join();
   return snap;
+}
+
+struct SnapshotPair::Worker {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false, want_end = false, ended = false;
+  NetSnapshot end;
+  std::thread thread;
+};
+
+SnapshotPair::SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start)
+    : netns_(netns) {
+  if (!netns) {
+    read_here(start_);
+    return;
+  }
+  const auto path = find_netns_path(*netns);
+  if (!path) {
+    start_.error = fmt::format("no namespace with inode {} found", *netns);
+    return;
+  }
+  worker_ = std::make_unique<Worker>();
+  Worker *w = worker_.get();
+  w->thread = std::thread([this, w, p = *path, hook = std::move(after_start)] {
+    bool entered = false;
+    const int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      start_.error = fmt::format("open {}: {}", p, std::strerror(errno));
+    } else if (setns(fd, CLONE_NEWNET) != 0) {
+      start_.error = fmt::format("setns {}: {}", p, std::strerror(errno));
+    } else {
+      entered = true;
+      read_here(start_);
+    }
+    if (fd >= 0)
+      close(fd);
+    try {
+      if (hook)
+        hook();
+    } catch (const std::exception &e) {
+      entered = false;
+      start_.error = fmt::format("namespace reader: {}", e.what());
+    }
+    std::unique_lock lock(w->mu);
+    w->started = true;
+    w->cv.notify_all();
+    w->cv.wait(lock, [w] { return w->want_end; });
+    if (entered)
+      read_here(w->end);
+    else
+      w->end.error = start_.error;
+    w->ended = true;
+    w->cv.notify_all();
+  });
+  std::unique_lock lock(w->mu);
+  w->cv.wait(lock, [w] { return w->started; });
+}
+
+NetSnapshot SnapshotPair::end() {
+  if (!netns_) {
+    NetSnapshot s;
+    read_here(s);
+    return s;
+  }
+  if (!worker_) {
+    NetSnapshot s;
+    s.error = start_.error;
+    return s;
+  }
+  {
+    std::unique_lock lock(worker_->mu);
+    worker_->want_end = true;
+    worker_->cv.notify_all();
+    worker_->cv.wait(lock, [this] { return worker_->ended; });
+  }
+  worker_->thread.join();
+  NetSnapshot s = std::move(worker_->end);
+  worker_.reset();
+  return s;
+}
+
+SnapshotPair::~SnapshotPair() {
+  if (!worker_)
+    return;
+  {
+    std::lock_guard lock(worker_->mu);
+    worker_->want_end = true;
+    worker_->cv.notify_all();
+  }
+  worker_->thread.join();
 }
 
 std::map<std::uint64_t, SocketOwner>

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -44,6 +46,11 @@ struct DiagSock {
   std::uint64_t cookie = 0; // the socket cookie, as in the trace
 };
 
+struct SocketOwner {
+  std::uint32_t pid = 0;
+  std::string comm;
+};
+
 struct NetSnapshot {
   bool ok = false;
   std::string error;           // why it is not ok (or a partial failure)
@@ -55,19 +62,40 @@ struct NetSnapshot {
   std::int64_t max_syn_backlog = -1;      // net.ipv4.tcp_max_syn_backlog
   std::int64_t somaxconn = -1;            // net.core.somaxconn
   std::int64_t syncookies = -1;           // net.ipv4.tcp_syncookies
+  // Owners of some sockets' inodes, filled by the caller (socket_owners()
+  // needs privileges to see every process).
+  std::map<std::uint64_t, SocketOwner> owners;
 };
 
 // Reads the namespace with inode `netns`, or the caller's own namespace
 // when nullopt. Never throws; failures are in `error`.
 NetSnapshot take_snapshot(std::optional<std::uint64_t> netns);
 
+// Reads one namespace at the start and at the end of a run. For another
+// namespace, one helper thread setns()es into it, takes the first snapshot,
+// then calls `after_start` (e.g. dropping that thread's capabilities: what
+// the end snapshot reads needs none once inside the namespace) and waits
+// for end(). The calling thread's namespace never changes.
+class SnapshotPair {
+public:
+  using Hook = std::function<void()>;
+  SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start);
+  ~SnapshotPair();
+  SnapshotPair(const SnapshotPair &) = delete;
+  SnapshotPair &operator=(const SnapshotPair &) = delete;
+
+  NetSnapshot &start() { return start_; }
+  NetSnapshot end(); // once
+
+private:
+  std::optional<std::uint64_t> netns_;
+  NetSnapshot start_;
+  struct Worker;
+  std::unique_ptr<Worker> worker_;
+};
+
 // A path whose st_ino is `inode`: /run/netns/*, then /proc/*/ns/net.
 std::optional<std::string> find_netns_path(std::uint64_t inode);
-
-struct SocketOwner {
-  std::uint32_t pid = 0;
-  std::string comm;
-};
 
 // The process holding each socket inode (first found by scanning
 // /proc/*/fd), for inodes that have one. Bounded by the process count.

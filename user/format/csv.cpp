@@ -98,7 +98,7 @@ public:
 private:
   // event is written; writes time..rport and the comma after rport.
   void identity(Buffer &out, const tt_header &hdr, const tt_sock &sk) const {
-    append_rfc3339(out, static_cast<std::int64_t>(hdr.ts_ns) + wall_offset_ns_);
+    append_rfc3339(out, realtime_ns(hdr.ts_ns, wall_offset_ns_));
     out.push_back(',');
     append_uint(out, hdr.ts_ns);
     out.push_back(',');

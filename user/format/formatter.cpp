@@ -102,6 +102,14 @@ CivilDate civil_from_days(std::int64_t days) {
   return {year, month, day};
 }
 
+// Writes the `width` low decimal digits of `value`, zero-padded.
+void put_digits(char *dst, int width, std::uint64_t value) {
+  for (int i = width - 1; i >= 0; --i) {
+    dst[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+}
+
 } // namespace
 
 void append_rfc3339(Buffer &out, std::int64_t realtime_ns) {
@@ -120,10 +128,23 @@ void append_rfc3339(Buffer &out, std::int64_t realtime_ns) {
     --days;
   }
   const CivilDate date = civil_from_days(days);
-  fmt::format_to(std::back_inserter(out),
-                 "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", date.year,
-                 date.month, date.day, sod / 3600, sod / 60 % 60, sod % 60,
-                 frac);
+  if (date.year < 0 || date.year > 9999) {
+    fmt::format_to(std::back_inserter(out),
+                   "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", date.year,
+                   date.month, date.day, sod / 3600, sod / 60 % 60, sod % 60,
+                   frac);
+    return;
+  }
+  // Per event: digits by hand, several times faster than a format string.
+  char buf[] = "0000-00-00T00:00:00.000000000Z";
+  put_digits(buf, 4, static_cast<std::uint64_t>(date.year));
+  put_digits(buf + 5, 2, date.month);
+  put_digits(buf + 8, 2, date.day);
+  put_digits(buf + 11, 2, static_cast<std::uint64_t>(sod / 3600));
+  put_digits(buf + 14, 2, static_cast<std::uint64_t>(sod / 60 % 60));
+  put_digits(buf + 17, 2, static_cast<std::uint64_t>(sod % 60));
+  put_digits(buf + 20, 9, static_cast<std::uint64_t>(frac));
+  out.append(buf, buf + sizeof(buf) - 1); // without the NUL
 }
 
 std::unique_ptr<Formatter> make_formatter(const OutputOptions &opts) {

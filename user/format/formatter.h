@@ -36,6 +36,15 @@ public:
 
 std::unique_ptr<Formatter> make_formatter(const OutputOptions &opts);
 
+// CLOCK_REALTIME ns of a bpf_ktime_get_ns() timestamp: ts_ns + offset,
+// wrapping (in unsigned arithmetic) instead of overflowing for a timestamp
+// no kernel produces, so that no record value is undefined behaviour.
+inline std::int64_t realtime_ns(std::uint64_t ts_ns,
+                                std::int64_t wall_offset_ns) {
+  return static_cast<std::int64_t>(ts_ns +
+                                   static_cast<std::uint64_t>(wall_offset_ns));
+}
+
 // "2026-11-21T12:00:00.123456789Z" for a CLOCK_REALTIME time in ns.
 void append_rfc3339(Buffer &out, std::int64_t realtime_ns);
 

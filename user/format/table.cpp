@@ -1,10 +1,9 @@
 // The human-readable table: aligned columns, terminal-safe names, seq
 // numbers relative to the ISNs unless raw_seq.
-#include <time.h>
-
 #include <array>
 #include <climits>
 #include <cstdint>
+#include <ctime>
 #include <iterator>
 #include <memory>
 #include <string_view>
@@ -192,7 +191,7 @@ public:
   void lost(Buffer & /*out*/, std::uint64_t /*count*/) override {}
 
 private:
-  std::size_t time_width() const {
+  [[nodiscard]] std::size_t time_width() const {
     return opts_.wall_time ? kWallTimeWidth : kRelTimeWidth;
   }
 
@@ -206,8 +205,7 @@ private:
   void identity(Buffer &out, const tt_header &hdr, const tt_sock &sk) {
     std::size_t start = out.size();
     if (opts_.wall_time)
-      wall_clock(out,
-                 static_cast<std::int64_t>(hdr.ts_ns) + opts_.wall_offset_ns);
+      wall_clock(out, realtime_ns(hdr.ts_ns, opts_.wall_offset_ns));
     else
       relative_time(out, hdr.ts_ns);
     end_column(out, start, time_width());
@@ -236,7 +234,7 @@ private:
   // Seconds since opts_.start_ns, 6 decimals (truncated).
   void relative_time(Buffer &out, std::uint64_t ts_ns) const {
     const auto delta = static_cast<std::int64_t>(ts_ns - opts_.start_ns);
-    std::uint64_t abs_ns = static_cast<std::uint64_t>(delta);
+    auto abs_ns = static_cast<std::uint64_t>(delta);
     if (delta < 0) {
       out.push_back('-');
       abs_ns = 0 - abs_ns;

@@ -70,7 +70,7 @@ void put_endpoint(Buffer &out, std::uint8_t af,
 void put_time(Buffer &out, const OutputOptions &opts,
               const ConnectionRecord &rec) {
   const std::uint64_t start = rec.path.empty() ? 0 : rec.path.front().enter_ns;
-  append_rfc3339(out, static_cast<std::int64_t>(start) + opts.wall_offset_ns);
+  append_rfc3339(out, realtime_ns(start, opts.wall_offset_ns));
 }
 
 std::string_view closed_first_short(ClosedFirst first) {
@@ -249,10 +249,15 @@ private:
       else
         out.push_back('?');
     };
-    one(" [una ", s.snd_una, rec.isn_local, true);
-    one(" nxt ", s.snd_nxt, rec.isn_local, true);
+    // Entered before the handshake chose the ISNs (CLOSE -> SYN_SENT before
+    // the SYN, LISTEN -> SYN_RECV in a fresh child): the kernel's fields
+    // are still 0, nothing to show relative to.
+    const bool before_isn = s.snd_una == 0 && s.snd_nxt == 0 && s.rcv_nxt == 0;
+    one(" [una ", s.snd_una, rec.isn_local, !before_isn);
+    one(" nxt ", s.snd_nxt, rec.isn_local, !before_isn);
     one(" rcv ", s.rcv_nxt, rec.isn_remote,
-        s.state != static_cast<std::uint8_t>(TcpState::SynSent));
+        !before_isn &&
+            s.state != static_cast<std::uint8_t>(TcpState::SynSent));
     out.push_back(']');
   }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "format/formatter.h"
@@ -34,6 +35,10 @@ std::string age_text(const StuckSocket &s, std::uint64_t age) {
 } // namespace
 
 void LeakTracker::enumerate(const std::vector<SocketRow> &rows) {
+  std::set<std::pair<std::uint32_t, std::uint16_t>> listening;
+  for (const SocketRow &row : rows)
+    if (row.sock.state == static_cast<std::uint8_t>(TcpState::Listen))
+      listening.insert({row.sock.netns, row.sock.lport});
   for (const SocketRow &row : rows) {
     const tt_iter_sock &r = row.sock;
     if (!watched(r.state) || tracked_.count(r.hdr.cookie))
@@ -47,6 +52,7 @@ void LeakTracker::enumerate(const std::vector<SocketRow> &rows) {
     s.lport = r.lport;
     s.rport = r.rport;
     s.netns = r.netns;
+    s.passive = listening.count({r.netns, r.lport}) > 0;
     if (!row.owners.empty()) {
       s.pid = row.owners[0].pid;
       s.fd = row.owners[0].fd;
@@ -56,7 +62,7 @@ void LeakTracker::enumerate(const std::vector<SocketRow> &rows) {
       std::memcpy(s.comm, r.comm, TT_COMM_LEN);
     }
     const SocketAge age = socket_age(r);
-    s.since_ns = r.hdr.ts_ns - std::min(age.ns, r.hdr.ts_ns);
+    s.since_ns = r.hdr.ts_ns - std::min<std::uint64_t>(age.ns, r.hdr.ts_ns);
     s.seen_ns = r.hdr.ts_ns;
     s.exact = age.exact;
     s.preexisting = !age.exact;
@@ -75,6 +81,10 @@ void LeakTracker::on_state(const tt_state_event &ev) {
       s.since_ns = ts;
       s.exact = true;
       s.preexisting = false;
+      if (!s.pid && (ev.flags & TT_F_OWNER)) {
+        s.pid = ev.sk.pid;
+        std::memcpy(s.comm, ev.sk.comm, TT_COMM_LEN);
+      }
       return;
     }
     if (ts < s.seen_ns)
@@ -92,6 +102,7 @@ void LeakTracker::on_state(const tt_state_event &ev) {
   s.lport = ev.sk.lport;
   s.rport = ev.sk.rport;
   s.netns = ev.sk.netns;
+  s.passive = (ev.flags & TT_F_PASSIVE) != 0;
   if (ev.flags & TT_F_OWNER) {
     s.pid = ev.sk.pid;
     std::memcpy(s.comm, ev.sk.comm, TT_COMM_LEN);
@@ -120,15 +131,16 @@ void LeakTracker::refresh_owners(const std::vector<tt_iter_file> &files) {
   }
 }
 
-LeakReport build_report(const LeakTracker &tracker, std::uint64_t now_ns,
-                        std::uint64_t min_age_ns) {
+LeakReport build_report(
+    const LeakTracker &tracker, std::uint64_t now_ns, std::uint64_t min_age_ns,
+    const std::function<bool(const StuckSocket &)> &keep) {
   LeakReport rep;
   rep.min_age_ns = min_age_ns;
   using GroupKey = std::tuple<std::uint32_t, std::string, std::uint8_t>;
   std::map<GroupKey, LeakGroup> groups;
   for (const auto &[cookie, s] : tracker.tracked()) {
     const std::uint64_t age = now_ns > s.since_ns ? now_ns - s.since_ns : 0;
-    if (age < min_age_ns)
+    if (age < min_age_ns || (keep && !keep(s)))
       continue;
     LeakGroup &g = groups[GroupKey{s.pid, std::string(comm_view(s.comm)),
                                    s.state}];
@@ -147,7 +159,8 @@ LeakReport build_report(const LeakTracker &tracker, std::uint64_t now_ns,
               });
     std::map<std::string, std::size_t> peers;
     for (const auto &[s, age] : g.sockets)
-      ++peers[format_endpoint(s.af, s.raddr, s.rport)];
+      ++peers[s.passive ? format_ip(s.af, s.raddr)
+                        : format_endpoint(s.af, s.raddr, s.rport)];
     for (const auto &[ep, n] : peers)
       g.peers.push_back({ep, n});
     std::stable_sort(g.peers.begin(), g.peers.end(),

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -33,6 +34,9 @@ struct StuckSocket {
   std::uint64_t seen_ns = 0; // when we learnt of it (enumeration/event)
   bool preexisting = false;  // in the state before tcptrail watched
   bool exact = false;        // since_ns is the entry time, not a bound
+  // Accepted from a listener: the peer's port is ephemeral, so peers are
+  // counted by address only.
+  bool passive = false;
 };
 
 class LeakTracker {
@@ -86,8 +90,10 @@ struct LeakReport {
 // The sockets stuck for at least `min_age_ns` at `now_ns`, grouped by
 // process and state: most sockets first, then the oldest, then pid. Within
 // a group, oldest first.
-LeakReport build_report(const LeakTracker &tracker, std::uint64_t now_ns,
-                        std::uint64_t min_age_ns);
+// `keep`, when set, chooses the sockets to consider (user-side filters).
+LeakReport build_report(
+    const LeakTracker &tracker, std::uint64_t now_ns, std::uint64_t min_age_ns,
+    const std::function<bool(const StuckSocket &)> &keep = {});
 
 // "pid 4242 (java) holds 37 sockets in CLOSE_WAIT, oldest 2h13m, peers
 // 198.18.0.5:5432 (35), 198.18.0.6:5432 (2)" then one line per socket.

@@ -1,0 +1,152 @@
+// tcptrail diagnose: trace for a while, then print verdicts with evidence.
+#include <unistd.h>
+
+#include <clocale>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "commands/commands.h"
+#include "commands/session.h"
+#include "diagnose/aggregator.h"
+#include "diagnose/report_format.h"
+#include "output.h"
+#include "privileges.h"
+#include "runtime.h"
+
+namespace tcptrail {
+
+namespace {
+
+constexpr std::uint64_t kDefaultDurationNs = 10'000'000'000ULL;
+constexpr std::uint64_t kProgressEveryNs = 250'000'000ULL;
+
+class DiagnoseSink final : public EventSink {
+public:
+  explicit DiagnoseSink(diagnose::DiagnoseAggregator &agg) : agg_(agg) {}
+  void on_state(const tt_state_event &ev) override { agg_.on_state(ev); }
+  void on_segment(const tt_seg_event &ev) override { agg_.on_segment(ev); }
+  void on_invalid(DecodeError) override { ++invalid_; }
+  std::uint64_t invalid() const { return invalid_; }
+
+private:
+  diagnose::DiagnoseAggregator &agg_;
+  std::uint64_t invalid_ = 0;
+};
+
+// Block characters only where the locale's charset is UTF-8.
+bool utf8_locale() {
+  for (const char *var : {"LC_ALL", "LC_CTYPE", "LANG"}) {
+    const char *v = std::getenv(var);
+    if (v && *v) {
+      std::string s(v);
+      for (auto &ch : s)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      return s.find("utf-8") != std::string::npos ||
+             s.find("utf8") != std::string::npos;
+    }
+  }
+  return false;
+}
+
+} // namespace
+
+int run_diagnose(const CommonOptions &in) {
+  if (in.format == Format::Csv) {
+    std::fputs("tcptrail: error: diagnose supports --format table or json\n",
+               stderr);
+    return 2;
+  }
+  CommonOptions opts = in;
+  if (!opts.duration_ns)
+    opts.duration_ns = kDefaultDurationNs;
+
+  std::optional<std::uint64_t> netns;
+  if (opts.filter.netns)
+    netns = opts.filter.netns;
+
+  diagnose::DiagnoseAggregator agg;
+  agg.set_netns_filter(netns);
+  agg.set_owner_lookup(diagnose::socket_owners);
+  // The namespace is read now (with our privileges) and at the end, from a
+  // helper thread that drops its own capabilities once it has entered the
+  // namespace: run_session() drops the main thread's after attaching.
+  diagnose::SnapshotPair snaps(netns, [] { drop_all_capabilities(); });
+  {
+    std::set<std::uint64_t> inodes;
+    for (const auto &s : snaps.start().sockets)
+      if ((s.state == 10 || s.state == 8) && s.inode) // LISTEN, CLOSE_WAIT
+        inodes.insert(s.inode);
+    snaps.start().owners = diagnose::socket_owners(inodes);
+  }
+  agg.set_start(snaps.start());
+
+  const bool progress = isatty(STDERR_FILENO) == 1;
+  const std::uint64_t start = monotonic_ns();
+  std::uint64_t next_progress = 0;
+  bool progress_shown = false;
+  auto clear_progress = [&] {
+    if (progress_shown) {
+      std::fputs("\r\033[K", stderr);
+      std::fflush(stderr);
+      progress_shown = false;
+    }
+  };
+
+  DiagnoseSink sink(agg);
+  SessionHooks hooks;
+  hooks.on_lost = [&](std::uint64_t n) { agg.on_lost(n); };
+  hooks.on_tick = [&](std::uint64_t now) {
+    if (progress && now >= next_progress) {
+      next_progress = now + kProgressEveryNs;
+      const std::size_t problems = agg.problems_so_far();
+      std::fprintf(stderr,
+                   "\r\033[Ktcptrail diagnose: %s / %s, %llu events, %zu "
+                   "problem%s so far",
+                   diagnose::format_duration(now - start).c_str(),
+                   diagnose::format_duration(opts.duration_ns).c_str(),
+                   static_cast<unsigned long long>(agg.events()), problems,
+                   problems == 1 ? "" : "s");
+      std::fflush(stderr);
+      progress_shown = true;
+    }
+    return !(opts.count && agg.events() >= opts.count);
+  };
+
+  TracerStats stats;
+  try {
+    stats = run_session(opts, make_tracer_config(opts), sink, hooks);
+  } catch (...) {
+    clear_progress();
+    throw;
+  }
+  const std::uint64_t end = monotonic_ns();
+  clear_progress();
+  if (opts.exit_after_attach)
+    return 0;
+
+  agg.set_storage_fail(stats.storage_fail);
+  agg.set_end(snaps.end());
+  const diagnose::Report report = agg.report(start, end);
+
+  Output out(STDOUT_FILENO);
+  if (opts.format == Format::Json) {
+    out.buf().append(diagnose::render_json(report));
+  } else {
+    diagnose::TextOptions topts;
+    topts.color = want_color(opts, STDOUT_FILENO);
+    topts.unicode = utf8_locale();
+    out.buf().append(diagnose::render_text(report, topts));
+  }
+  out.flush();
+  if (stats.invalid || sink.invalid())
+    std::fprintf(stderr, "tcptrail: warning: %llu malformed records dropped\n",
+                 static_cast<unsigned long long>(stats.invalid + sink.invalid()));
+  return diagnose::exit_code(report);
+}
+
+} // namespace tcptrail

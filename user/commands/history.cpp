@@ -1,0 +1,98 @@
+// tcptrail history: the life story of every connection, one record each.
+#include <unistd.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "commands/commands.h"
+#include "commands/session.h"
+#include "history/assembler.h"
+#include "history/history_format.h"
+#include "output.h"
+#include "runtime.h"
+
+namespace tcptrail {
+
+namespace {
+
+class HistorySink final : public EventSink {
+public:
+  explicit HistorySink(HistoryAssembler &assembler) : assembler_(assembler) {}
+  void on_state(const tt_state_event &ev) override { assembler_.on_state(ev); }
+  void on_segment(const tt_seg_event &ev) override {
+    assembler_.on_segment(ev);
+  }
+
+private:
+  HistoryAssembler &assembler_;
+};
+
+} // namespace
+
+int run_history(const CommonOptions &opts, const HistoryOptions &history) {
+  OutputOptions out_opts;
+  out_opts.format = opts.format;
+  out_opts.raw_seq = opts.raw_seq;
+  out_opts.wall_time = opts.wall_time;
+  out_opts.color = want_color(opts, STDOUT_FILENO);
+  out_opts.wall_offset_ns = wall_offset_ns();
+  out_opts.start_ns = monotonic_ns();
+
+  auto formatter = make_history_formatter(out_opts, history.show_seq);
+  Output out(STDOUT_FILENO);
+  HistoryAssembler assembler(history.max_conns);
+  HistorySink sink(assembler);
+  std::vector<ConnectionRecord> records;
+  std::uint64_t printed = 0;
+  std::uint64_t evicted_reported = 0;
+  std::uint64_t next_interval =
+      history.interval_ns ? out_opts.start_ns + history.interval_ns : 0;
+
+  auto emit = [&] {
+    for (const ConnectionRecord &rec : records) {
+      if (opts.count && printed >= opts.count)
+        break;
+      formatter->record(out.buf(), rec);
+      ++printed;
+    }
+    records.clear();
+    out.flush();
+  };
+  auto report_evictions = [&] {
+    const std::uint64_t evicted = assembler.evicted();
+    if (evicted > evicted_reported)
+      std::fprintf(stderr,
+                   "tcptrail: warning: %llu connections evicted untracked "
+                   "(more than --max-conns %zu open at once)\n",
+                   static_cast<unsigned long long>(evicted - evicted_reported),
+                   history.max_conns);
+    evicted_reported = evicted;
+  };
+
+  SessionHooks hooks;
+  hooks.on_lost = [&](std::uint64_t n) {
+    std::fprintf(stderr,
+                 "tcptrail: warning: %llu events lost (ring buffer full): "
+                 "some histories are incomplete\n",
+                 static_cast<unsigned long long>(n));
+  };
+  hooks.on_tick = [&](std::uint64_t now) {
+    assembler.advance(now, records);
+    if (next_interval && now >= next_interval) {
+      assembler.snapshot_open(records);
+      next_interval = now + history.interval_ns;
+      report_evictions();
+    }
+    emit();
+    return !out.closed() && !(opts.count && printed >= opts.count);
+  };
+
+  formatter->header(out.buf());
+  run_session(opts, make_tracer_config(opts), sink, hooks);
+  assembler.flush_all(records);
+  emit();
+  report_evictions();
+  return 0;
+}
+
+} // namespace tcptrail
