@@ -112,7 +112,7 @@ void add_common(CLI::App *app, CommonOptions &o) {
                  fmt::format("'{}': need a power of two from 4K to 1G", v));
            o.ringbuf_bytes = static_cast<std::size_t>(*n);
          },
-         "ring buffer size, a power of two (default 16M)")
+         "ring buffer size, a power of two (default 4M)")
       ->type_name("SIZE");
   app->add_flag("--verbose", o.verbose, "libbpf's debug log to stderr");
   app->add_flag("--exit-after-attach", o.exit_after_attach)

@@ -18,7 +18,8 @@ struct CommonOptions {
   bool verbose = false;
   std::uint64_t duration_ns = 0; // 0 = until a signal
   std::uint64_t count = 0;       // 0 = unlimited
-  std::size_t ringbuf_bytes = 16u << 20;
+  // 4 MiB: mapped twice (wrap-around), so 8 MiB of RSS; see README.
+  std::size_t ringbuf_bytes = 4u << 20;
   bool exit_after_attach = false; // hidden: start-up benchmark
 };
 
