@@ -66,6 +66,10 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 		if (info) {
 			info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
 			remember_lport(s, info);
+			if (state == TCP_SYN_SENT && tp->snd_nxt) { /* the SYN's seq */
+				info->isn_local = tp->snd_nxt - 1;
+				info->flags |= TT_F_ISN_LOCAL;
+			}
 		}
 	}
 	fill_owner(s, info);

@@ -12,4 +12,10 @@ echo "== unit tests"
 ctest -L unit --output-on-failure -j"$(nproc)" || rc=1
 echo "== integration tests (real kernel)"
 ctest -L integration --output-on-failure || rc=1
+
+# ---- fuzzing (issue 6): the decoder and every formatter, libFuzzer with
+# ASan+UBSan, in its own build tree (build-fuzz/), for a bounded time.
+echo "== fuzz (30 s)"
+"$root/scripts/fuzz.sh" 30 || rc=1
+
 exit $rc

@@ -631,6 +631,27 @@ TEST_F(ReliabilityTest, FullDiskFailsOnTableHeader) {
             "tcptrail: error: writing output: No space left on device");
 }
 
+// The same during a connection storm: output piles up faster than the
+// per-poll flush, so the failing write happens inside the ring-buffer
+// callback (Output::flush_if_over) as well as between polls.
+TEST_F(ReliabilityTest, FullDiskFailsUnderLoad) {
+  Child tracer(tracer_argv({"trace", "--format", "json", "--netns", netns()}),
+               Child::Out::DevFull);
+  ASSERT_TRUE(tracer.wait_stderr_line("tcptrail: ready", kReadyTimeout))
+      << tracer.stderr_text();
+  Child load({"ip", "netns", "exec", net_->name(Side::A), TCPTRAIL_LOADGEN,
+              "-m", "client-first", "-t", "4", "-c", "16", "-d", "2"},
+             Child::Out::DevNull);
+  auto code = tracer.wait_exit(kPromptExit + 1s);
+  ASSERT_TRUE(code.has_value()) << "still running with stdout on /dev/full";
+  EXPECT_EQ(*code, 1);
+  const auto lines = tracer.stderr_lines();
+  ASSERT_EQ(lines.size(), 2u) << join_lines(lines);
+  EXPECT_EQ(lines[1],
+            "tcptrail: error: writing output: No space left on device");
+  EXPECT_EQ(load.wait_exit(10s), std::optional<int>(0)) << load.stderr_text();
+}
+
 class StopSignalTest : public ReliabilityTest,
                        public ::testing::WithParamInterface<int> {};
 

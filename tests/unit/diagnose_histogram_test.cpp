@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <initializer_list>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -23,8 +24,8 @@ TEST(DiagnoseHistogram, BucketsAreContiguousAndTight) {
                 1.0 / H::kSubBuckets + 1e-12);
   }
   EXPECT_EQ(H::bucket_high(H::kBuckets - 1), UINT64_MAX);
-  for (std::uint64_t v : {0ULL, 1ULL, 63ULL, 64ULL, 65ULL, 127ULL, 128ULL, 1000ULL,
-                          123456789ULL, (1ULL << 40) + 12345, UINT64_MAX}) {
+  for (std::uint64_t v : std::initializer_list<std::uint64_t>{0, 1, 63, 64, 65, 127, 128, 1000,
+                          123456789, (1ULL << 40) + 12345, UINT64_MAX}) {
     const auto b = H::bucket_of(v);
     EXPECT_LE(H::bucket_low(b), v);
     EXPECT_GE(H::bucket_high(b), v);

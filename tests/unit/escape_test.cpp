@@ -233,3 +233,24 @@ TEST(EscapeTest, AppendsWithoutClearing) {
 }
 
 } // namespace
+
+// Bidi overrides and isolates are valid UTF-8 but reorder what a terminal
+// shows ("evil\u202Etxt.exe"); line separators break a line visually.
+TEST(EscapeTest, TerminalEscapesInvisibleFormatControls) {
+  struct Case {
+    const char *in;
+    const char *table;
+  };
+  const Case cases[] = {
+      {"a\u202Eb", "a\\xe2\\x80\\xaeb"},   // RIGHT-TO-LEFT OVERRIDE
+      {"a\u2066b", "a\\xe2\\x81\\xa6b"},   // LEFT-TO-RIGHT ISOLATE
+      {"a\u200Fb", "a\\xe2\\x80\\x8fb"},   // RIGHT-TO-LEFT MARK
+      {"a\u2028b", "a\\xe2\\x80\\xa8b"},   // LINE SEPARATOR
+      {"a\u2014b", "a\u2014b"},            // EM DASH: printable, kept
+  };
+  for (const Case &c : cases) {
+    tcptrail::Buffer out;
+    tcptrail::append_terminal_safe(out, c.in);
+    EXPECT_EQ(fmt::to_string(out), c.table) << c.in;
+  }
+}

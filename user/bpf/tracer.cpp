@@ -159,30 +159,14 @@ struct Tracer::Impl {
   }
 };
 
-Tracer Tracer::create(const TracerConfig &cfg) {
-  g_verbose = cfg.verbose;
-  libbpf_set_print(libbpf_print);
-
-  if (auto why = validate(cfg.filter))
-    throw Error(*why, {}, 2);
-  if (!is_power_of_two(cfg.ringbuf_bytes) ||
-      cfg.ringbuf_bytes < static_cast<std::size_t>(getpagesize()))
-    throw Error(fmt::format("--ringbuf-size {} must be a power of two of at "
-                            "least {} bytes",
-                            cfg.ringbuf_bytes, getpagesize()),
-                {}, 2);
-  check_privileges();
-  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-    throw Error("kernel BTF not found at /sys/kernel/btf/vmlinux",
-                "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
-  const std::vector<std::string> missing =
-      cfg.tracepoints ? missing_tracepoints() : std::vector<std::string>{};
-
-  auto impl = std::make_unique<Impl>();
-  impl->skel.reset(tcptrail_bpf__open());
-  if (!impl->skel)
+// Opens and configures the object, leaving out the programs of `missing`
+// tracepoints, and loads it. Returns libbpf's error (0 on success).
+int open_and_load(const TracerConfig &cfg,
+                  const std::vector<std::string> &missing, Tracer::Impl &impl) {
+  impl.skel.reset(tcptrail_bpf__open());
+  if (!impl.skel)
     throw Error(fmt::format("opening BPF object: {}", errno_text(errno)));
-  tcptrail_bpf *skel = impl->skel.get();
+  tcptrail_bpf *skel = impl.skel.get();
 
   for (const std::string &tp : missing) {
     bool required = false;
@@ -265,12 +249,45 @@ Tracer Tracer::create(const TracerConfig &cfg) {
                                          static_cast<__u32>(cfg.ringbuf_bytes)))
     throw Error(fmt::format("sizing the ring buffer: {}", errno_text(err)));
 
-  if (int err = tcptrail_bpf__load(skel))
+  return tcptrail_bpf__load(skel);
+}
+
+Tracer Tracer::create(const TracerConfig &cfg) {
+  g_verbose = cfg.verbose;
+  libbpf_set_print(libbpf_print);
+
+  if (auto why = validate(cfg.filter))
+    throw Error(*why, {}, 2);
+  if (!is_power_of_two(cfg.ringbuf_bytes) ||
+      cfg.ringbuf_bytes < static_cast<std::size_t>(getpagesize()))
+    throw Error(fmt::format("--ringbuf-size {} must be a power of two of at "
+                            "least {} bytes",
+                            cfg.ringbuf_bytes, getpagesize()),
+                {}, 2);
+  check_privileges();
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+    throw Error("kernel BTF not found at /sys/kernel/btf/vmlinux",
+                "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+  // Parsing kernel BTF to look for missing tracepoints costs ~15 ms, so it
+  // is only done when loading fails (libbpf: -ESRCH, no BTF type for a
+  // tp_btf target), then the optional programs are left out and we retry.
+  auto impl = std::make_unique<Impl>();
+  std::vector<std::string> missing;
+  int err = open_and_load(cfg, missing, *impl);
+  if (err == -ESRCH && cfg.tracepoints) {
+    missing = missing_tracepoints();
+    if (!missing.empty()) {
+      impl->skel.reset();
+      err = open_and_load(cfg, missing, *impl);
+    }
+  }
+  if (err)
     throw Error(fmt::format("loading BPF programs: {}", errno_text(err)),
                 err == -EACCES || err == -EINVAL
                     ? "the kernel's verifier rejected a program (its log is "
                       "above); please report it with `uname -r`"
                     : "run with --verbose for libbpf's log");
+  tcptrail_bpf *skel = impl->skel.get();
   if (int err = tcptrail_bpf__attach(skel))
     throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
                 "run with --verbose for libbpf's log");

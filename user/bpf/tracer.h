@@ -65,8 +65,9 @@ public:
   // when it is not loaded. For user/bpf/iter.h.
   int program_fd(const char *name) const;
 
+  struct Impl; // opaque: the skeleton and ring buffer live in tracer.cpp
+
 private:
-  struct Impl;
   explicit Tracer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

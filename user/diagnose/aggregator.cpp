@@ -186,7 +186,9 @@ void DiagnoseAggregator::on_state(const tt_state_event &ev) {
     ++totals_.closed;
   }
 
-  if (now == kClose && synchronized(old) &&
+  // LAST_ACK -> CLOSE is the normal end; FIN_WAIT2/CLOSING become TIME_WAIT.
+  if (now == kClose &&
+      (old == kEstablished || old == kCloseWait || old == kFinWait1) &&
       (ev.detail == TT_DETAIL_NONE || ev.detail == TT_DETAIL_ERROR)) {
     // Closed without a FIN exchange or a received RST: an abort, whose RST
     // (if any) follows with state CLOSE.

@@ -46,6 +46,19 @@ bool is_c1(std::string_view s, std::size_t i, std::size_t len) {
   return len == 2 && byte_at(s, i) == 0xc2 && byte_at(s, i + 1) <= 0x9f;
 }
 
+// Invisible format controls that reorder or hide text on a terminal without
+// being controls: bidi marks, embeddings, overrides and isolates (U+200E,
+// U+200F, U+202A..U+202E, U+2066..U+2069), and line/paragraph separators
+// (U+2028, U+2029). All encode as E2 80 xx or E2 81 xx.
+bool is_format_control(std::string_view s, std::size_t i, std::size_t len) {
+  if (len != 3 || byte_at(s, i) != 0xe2)
+    return false;
+  const unsigned char b1 = byte_at(s, i + 1), b2 = byte_at(s, i + 2);
+  if (b1 == 0x80)
+    return b2 == 0x8e || b2 == 0x8f || (b2 >= 0xa8 && b2 <= 0xae);
+  return b1 == 0x81 && b2 >= 0xa6 && b2 <= 0xa9;
+}
+
 void append_lit(Buffer &out, std::string_view lit) {
   out.append(lit.data(), lit.data() + lit.size());
 }
@@ -76,7 +89,7 @@ void append_safe(Buffer &out, std::string_view s, bool double_quotes) {
     std::size_t len = 1;
     if (c >= 0x80) {
       len = utf8_length(s, i);
-      if (len > 0 && !is_c1(s, i, len)) {
+      if (len > 0 && !is_c1(s, i, len) && !is_format_control(s, i, len)) {
         i += len;
         continue;
       }
@@ -116,7 +129,7 @@ void append_json_string(Buffer &out, std::string_view s) {
     }
     if (c >= 0x80) {
       const std::size_t len = utf8_length(s, i);
-      if (len > 0 && !is_c1(s, i, len)) {
+      if (len > 0 && !is_c1(s, i, len) && !is_format_control(s, i, len)) {
         i += len;
         continue;
       }
