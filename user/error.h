@@ -8,8 +8,9 @@ namespace tcptrail {
 
 class Error : public std::runtime_error {
 public:
-  explicit Error(std::string msg, std::string hint = {}, int exit_code = 1)
-      : std::runtime_error(std::move(msg)), hint_(std::move(hint)),
+  explicit Error(const std::string &msg, std::string hint = {},
+                 int exit_code = 1)
+      : std::runtime_error(msg), hint_(std::move(hint)),
         exit_code_(exit_code) {}
   const std::string &hint() const { return hint_; }
   int exit_code() const { return exit_code_; }

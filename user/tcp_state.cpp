@@ -50,9 +50,9 @@ std::optional<TcpState> parse_state(std::string_view name) {
     norm.push_back(c == '-' ? '_'
                             : static_cast<char>(std::toupper(
                                   static_cast<unsigned char>(c))));
-  for (std::uint8_t i = 1; i < kNames.size(); ++i)
+  for (std::size_t i = 1; i < kNames.size(); ++i)
     if (kNames[i] == norm)
-      return static_cast<TcpState>(i);
+      return static_cast<TcpState>(static_cast<std::uint8_t>(i));
   return std::nullopt;
 }
 

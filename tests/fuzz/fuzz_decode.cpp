@@ -46,8 +46,9 @@ using tcptrail::Buffer;
 using Json = nlohmann::json;
 
 [[noreturn]] void fail(const char *what, std::string_view out) {
-  std::fprintf(stderr, "fuzz_decode: invariant violated: %s\noutput (%zu "
-                       "bytes):",
+  std::fprintf(stderr,
+               "fuzz_decode: invariant violated: %s\noutput (%zu "
+               "bytes):",
                what, out.size());
   for (unsigned char c : out)
     std::fprintf(stderr, " %02x", c);
@@ -206,12 +207,13 @@ void check_comm(const Json &j, std::string_view comm, std::string_view out) {
     fail("json: comm does not round-trip", out);
 }
 
-// ---- the formatters under test -----------------------------------------------
+// ---- the formatters under test
+// -----------------------------------------------
 
 struct TraceFormatters {
   // Table: every combination of colour, raw seq and wall-clock time.
-  std::vector<std::pair<tcptrail::OutputOptions,
-                        std::unique_ptr<tcptrail::Formatter>>>
+  std::vector<
+      std::pair<tcptrail::OutputOptions, std::unique_ptr<tcptrail::Formatter>>>
       tables;
   std::unique_ptr<tcptrail::Formatter> json;
   std::unique_ptr<tcptrail::Formatter> csv;
@@ -270,15 +272,19 @@ struct TraceFormatters {
   }
 
   void state(const tt_state_event &ev) {
-    each(ev, "state", [](tcptrail::Formatter &f, Buffer &b,
-                         const tt_state_event &e) { f.state(b, e); });
+    each(ev, "state",
+         [](tcptrail::Formatter &f, Buffer &b, const tt_state_event &e) {
+           f.state(b, e);
+         });
   }
 
   void segment(const tt_seg_event &ev) {
     const char *event =
         ev.hdr.kind == TT_KIND_RETRANSMIT ? "retransmit" : "reset";
-    each(ev, event, [](tcptrail::Formatter &f, Buffer &b,
-                       const tt_seg_event &e) { f.segment(b, e); });
+    each(ev, event,
+         [](tcptrail::Formatter &f, Buffer &b, const tt_seg_event &e) {
+           f.segment(b, e);
+         });
   }
 
   void lost(std::uint64_t count) {

@@ -145,7 +145,7 @@ int run_diagnose(const CommonOptions &in) {
   out.flush();
   if (stats.invalid || sink.invalid())
     std::fprintf(stderr, "tcptrail: warning: %llu malformed records dropped\n",
-                 static_cast<unsigned long long>(stats.invalid + sink.invalid()));
+                 static_cast<unsigned long long>(stats.invalid) + sink.invalid());
   return diagnose::exit_code(report);
 }
 

@@ -46,8 +46,8 @@ std::vector<SocketRow> enumerate(const Tracer &tracer) {
   if (files.invalid || socks.invalid)
     std::fprintf(stderr, "tcptrail: warning: %llu malformed iterator records "
                          "dropped\n",
-                 static_cast<unsigned long long>(files.invalid +
-                                                 socks.invalid));
+                 static_cast<unsigned long long>(files.invalid) +
+                     socks.invalid);
   return join_owners(socks.sockets, files.files);
 }
 
@@ -175,6 +175,10 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks) {
     return !out.closed();
   };
   run_session(opts, cfg, sink, hooks);
+  // A last report on exit (signal, --duration): what was found since the
+  // previous interval is not lost, and --exit-code reflects it.
+  if (!out.closed())
+    reporter.report(tracker);
   return leaks.exit_code && reporter.found() ? kExitFound : 0;
 }
 

@@ -31,8 +31,8 @@ int run_snapshot(const CommonOptions &opts) {
   if (files.invalid || socks.invalid)
     std::fprintf(stderr, "tcptrail: warning: %llu malformed iterator records "
                          "dropped\n",
-                 static_cast<unsigned long long>(files.invalid +
-                                                 socks.invalid));
+                 static_cast<unsigned long long>(files.invalid) +
+                     socks.invalid);
 
   Output out(STDOUT_FILENO);
   switch (opts.format) {

@@ -15,7 +15,7 @@ namespace {
 
 // Output is written in large chunks: at the end of every poll batch (so a
 // line is never held longer than the poll interval) or when this much waits.
-constexpr std::size_t kFlushBytes = 256 * 1024;
+constexpr std::size_t kFlushBytes = std::size_t{256} * 1024;
 
 class TraceSink final : public EventSink {
 public:

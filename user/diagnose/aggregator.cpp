@@ -111,8 +111,7 @@ std::string_view severity_name(Severity s) {
   return s == Severity::Critical ? "critical" : "warning";
 }
 
-DiagnoseAggregator::DiagnoseAggregator(DiagnoseConfig cfg)
-    : cfg_(std::move(cfg)) {}
+DiagnoseAggregator::DiagnoseAggregator(DiagnoseConfig cfg) : cfg_(cfg) {}
 
 void DiagnoseAggregator::count_kind(KindStats &k, std::uint8_t af,
                                     const std::uint8_t (&raddr)[16],
@@ -332,9 +331,9 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
   for (const auto *snap : {&start_, &end_})
     if (*snap && !(*snap)->error.empty() &&
         std::find(r.notes.begin(), r.notes.end(), (*snap)->error) == r.notes.end())
-      r.notes.push_back((*snap)->error);
+      r.notes.emplace_back((*snap)->error);
   if (!start_ || !end_)
-    r.notes.push_back("namespace counters not read: listener overflow, "
+    r.notes.emplace_back("namespace counters not read: listener overflow, "
                       "SYN cookie and pre-existing CLOSE_WAIT checks are "
                       "incomplete");
   const auto &md = r.mib_delta;
@@ -695,7 +694,7 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
       if (synack_retransmits_)
         parts.push_back(fmt::format("{} SYN-ACK retransmits", synack_retransmits_));
       if (at_limit)
-        parts.push_back("an accept queue at its limit");
+        parts.emplace_back("an accept queue at its limit");
       std::string joined;
       for (const auto &s : parts)
         joined += (joined.empty() ? "" : ", ") + s;
@@ -781,6 +780,7 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
       total_now += e.now;
     }
     std::vector<TimeWaitEndpoint> sorted;
+    sorted.reserve(eps.size());
     for (auto &[ep, e] : eps)
       sorted.push_back(e);
     std::sort(sorted.begin(), sorted.end(), [](const auto &a, const auto &b) {
@@ -960,11 +960,11 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
   r.dropped = dropped_;
   if (r.dropped.connections || r.dropped.endpoints || r.dropped.processes ||
       r.dropped.listeners)
-    r.notes.push_back("some sockets, endpoints or processes did not fit the "
+    r.notes.emplace_back("some sockets, endpoints or processes did not fit the "
                       "bounded tables: counts are complete, named evidence "
                       "is not");
   if (!netns_)
-    r.notes.push_back("all network namespaces were traced; namespace "
+    r.notes.emplace_back("all network namespaces were traced; namespace "
                       "counters and socket tables are from tcptrail's own "
                       "namespace (use --netns to focus on one)");
   return r;

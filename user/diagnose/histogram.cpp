@@ -126,6 +126,8 @@ std::string sparkline(const LogLinearHistogram &h, bool unicode) {
   std::uint64_t peak = 0;
   for (const auto &b : buckets)
     peak = std::max(peak, b.count);
+  if (peak == 0) // no samples: no bars
+    return std::string(buckets.size(), ' ');
   std::string out;
   for (const auto &b : buckets) {
     if (b.count == 0) {

@@ -1,0 +1,312 @@
+// `tcptrail history` against the real kernel (issue 3): connections between
+// two network namespaces (A: client, B: server), one tracer per namespace,
+// and the records checked against what the test did: payload bytes equal
+// what was sent and received, each end's ISNs equal the peer's own record of
+// them (the handshake seen from both sides), and `end` is right for a normal
+// close, refused, timeout and reset.
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tcptrail::test {
+namespace {
+
+constexpr std::size_t kRequest = 3000; // two segments at the veth's MTU 1500
+constexpr std::size_t kReply = 700;
+
+// A tracer of `history -f json` for one namespace.
+std::vector<std::string> history_args(const TestNet &net, Side side) {
+  return {"history", "-f", "json", "--netns",
+          std::to_string(net.inode(side))};
+}
+
+// The one "connection" record whose four-tuple matches.
+Json record(const std::vector<Json> &events, const std::string &laddr,
+            std::uint16_t lport, const std::string &raddr,
+            std::uint16_t rport) {
+  std::vector<Json> found;
+  for (const Json &ev : events)
+    if (ev.value("event", "") == "connection" &&
+        ev.value("laddr", "") == laddr && ev.value("lport", -1) == lport &&
+        ev.value("raddr", "") == raddr && ev.value("rport", -1) == rport)
+      found.push_back(ev);
+  EXPECT_EQ(found.size(), 1u) << laddr << ":" << lport << " -> " << raddr
+                              << ":" << rport << " in\n"
+                              << dump(events);
+  return found.empty() ? Json() : found.front();
+}
+
+std::vector<std::string> path_states(const Json &rec) {
+  std::vector<std::string> out;
+  for (const Json &step : rec.at("path"))
+    out.push_back(step.at("state").get<std::string>());
+  return out;
+}
+
+// The exact field set of issue 3's contract, with types and nullability.
+void expect_contract(const Json &rec) {
+  ASSERT_TRUE(rec.is_object());
+  for (const char *k : {"cookie", "pid", "af", "lport", "rport", "bytes_acked",
+                        "bytes_received", "retransmits"})
+    EXPECT_TRUE(rec.at(k).is_number_unsigned() || rec.at(k).is_number_integer())
+        << k;
+  for (const char *k : {"comm", "laddr", "raddr", "end"})
+    EXPECT_TRUE(rec.at(k).is_string()) << k;
+  for (const char *k : {"isn_local", "isn_remote", "closed_first"})
+    EXPECT_TRUE(rec.contains(k)) << k;
+  EXPECT_TRUE(rec.at("role").is_string() || rec.at("role").is_null());
+  for (const Json &step : rec.at("path")) {
+    EXPECT_TRUE(step.at("state").is_string());
+    EXPECT_TRUE(step.at("enter_ns").is_number_unsigned());
+    EXPECT_TRUE(step.at("dur_ns").is_number_unsigned() ||
+                step.at("dur_ns").is_null());
+    for (const char *k : {"snd_una", "snd_nxt", "rcv_nxt"})
+      EXPECT_TRUE(step.at(k).is_number_unsigned()) << k;
+  }
+}
+
+class HistoryTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (auto why = missing_prerequisite())
+      TT_SKIP_OR_FAIL(*why);
+    net_ = std::make_unique<TestNet>();
+  }
+
+  // Starts a history tracer for each namespace.
+  void start_tracers() {
+    tracer_a_ = std::make_unique<TracerProcess>(history_args(*net_, Side::A));
+    tracer_b_ = std::make_unique<TracerProcess>(history_args(*net_, Side::B));
+    TT_START_TRACER(*tracer_a_);
+    TT_START_TRACER(*tracer_b_);
+  }
+  // Stops both (history prints every record on exit) and returns A's, B's.
+  std::pair<std::vector<Json>, std::vector<Json>> stop_tracers() {
+    EXPECT_EQ(tracer_a_->stop(), 0) << tracer_a_->stderr_text();
+    EXPECT_EQ(tracer_b_->stop(), 0) << tracer_b_->stderr_text();
+    return {tracer_a_->events(), tracer_b_->events()};
+  }
+
+  std::unique_ptr<TestNet> net_;
+  std::unique_ptr<TracerProcess> tracer_a_, tracer_b_;
+};
+
+TEST_F(HistoryTest, NormalCloseBytesIsnsAndPath) {
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  Server server(*net_, Side::B,
+                {.addr = sa,
+                 .exchange = {.send_bytes = kReply, .recv_bytes = kRequest}});
+  ClientResult client = run_client(
+      *net_, Side::A,
+      {.addr = sa,
+       .port = server.port(),
+       .exchange = {.send_bytes = kRequest,
+                    .recv_bytes = kReply,
+                    .close_first = true}});
+  server.finish();
+  auto [a, b] = stop_tracers();
+
+  Json c = record(a, ca, client.local_port, sa, server.port());
+  Json s = record(b, sa, server.port(), ca, client.local_port);
+  ASSERT_FALSE(c.is_null());
+  ASSERT_FALSE(s.is_null());
+  expect_contract(c);
+  expect_contract(s);
+
+  // Payload only: the SYN and FIN sequence slots are not counted.
+  EXPECT_EQ(c["bytes_acked"], kRequest);
+  EXPECT_EQ(c["bytes_received"], kReply);
+  EXPECT_EQ(s["bytes_acked"], kReply);
+  EXPECT_EQ(s["bytes_received"], kRequest);
+
+  // The handshake from both sides: each end's ISN is the other's remote one.
+  ASSERT_TRUE(c["isn_local"].is_number());
+  ASSERT_TRUE(s["isn_local"].is_number());
+  EXPECT_EQ(c["isn_local"], s["isn_remote"]);
+  EXPECT_EQ(c["isn_remote"], s["isn_local"]);
+
+  EXPECT_EQ(c["role"], "active");
+  EXPECT_EQ(s["role"], "passive");
+  EXPECT_EQ(c["end"], "closed");
+  EXPECT_EQ(s["end"], "closed");
+  EXPECT_EQ(c["closed_first"], "local");
+  EXPECT_EQ(s["closed_first"], "remote");
+  EXPECT_EQ(c["pid"], client.pid);
+  EXPECT_EQ(s["pid"], server.pid());
+  EXPECT_EQ(path_states(c),
+            (std::vector<std::string>{"SYN_SENT", "ESTABLISHED", "FIN_WAIT1",
+                                      "FIN_WAIT2", "TIME_WAIT"}));
+  EXPECT_EQ(path_states(s),
+            (std::vector<std::string>{"SYN_RECV", "ESTABLISHED", "CLOSE_WAIT",
+                                      "LAST_ACK", "CLOSE"}));
+
+  // seq relations along the path: ESTABLISHED at ISN + 1 on both sides;
+  // the client's FIN_WAIT1 step after its request went out and was acked.
+  const Json &est = c["path"][1];
+  EXPECT_EQ(est["snd_una"].get<std::uint32_t>(),
+            c["isn_local"].get<std::uint32_t>() + 1);
+  EXPECT_EQ(est["rcv_nxt"].get<std::uint32_t>(),
+            c["isn_remote"].get<std::uint32_t>() + 1);
+  const Json &fw1 = c["path"][2];
+  EXPECT_EQ(fw1["snd_nxt"].get<std::uint32_t>(),
+            c["isn_local"].get<std::uint32_t>() + 1 + kRequest);
+  EXPECT_EQ(fw1["rcv_nxt"].get<std::uint32_t>(),
+            c["isn_remote"].get<std::uint32_t>() + 1 + kReply);
+  // Every step but the last has a duration; durations chain enter times.
+  const Json &path = c["path"];
+  for (std::size_t i = 0; i + 1 < path.size(); ++i) {
+    ASSERT_TRUE(path[i]["dur_ns"].is_number()) << i;
+    EXPECT_EQ(path[i]["enter_ns"].get<std::uint64_t>() +
+                  path[i]["dur_ns"].get<std::uint64_t>(),
+              path[i + 1]["enter_ns"].get<std::uint64_t>());
+  }
+  EXPECT_TRUE(path.back()["dur_ns"].is_null());
+
+  // The listener's record counts the accepted connection.
+  bool listener_seen = false;
+  for (const Json &ev : b)
+    if (ev.value("event", "") == "connection" &&
+        ev.value("lport", -1) == server.port() && ev.value("rport", -1) == 0) {
+      listener_seen = true;
+      EXPECT_EQ(ev.value("accepted", -1), 1) << ev.dump();
+      EXPECT_EQ(path_states(ev), (std::vector<std::string>{"LISTEN", "CLOSE"}));
+    }
+  EXPECT_TRUE(listener_seen) << dump(b);
+}
+
+TEST_F(HistoryTest, RefusedConnection) {
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  // Nothing listens on port 9 in B: its kernel answers the SYN with RST.
+  NsProcess proc = net_->spawn(Side::A, "tt-refused", [&](ChildChannel &ch) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(9);
+    inet_pton(AF_INET, sa.c_str(), &sin.sin_addr);
+    int rc = connect(fd, reinterpret_cast<sockaddr *>(&sin), sizeof(sin));
+    sockaddr_in local{};
+    socklen_t len = sizeof(local);
+    getsockname(fd, reinterpret_cast<sockaddr *>(&local), &len);
+    ch.send("result " + std::to_string(rc == 0 ? 0 : errno) + " " +
+            std::to_string(ntohs(local.sin_port)));
+    close(fd);
+  });
+  std::string result = proc.expect("result ");
+  proc.finish();
+  auto [a, b] = stop_tracers();
+  ASSERT_EQ(result.substr(0, result.find(' ')), std::to_string(ECONNREFUSED));
+
+  std::vector<Json> recs;
+  for (const Json &ev : a)
+    if (ev.value("event", "") == "connection" && ev.value("rport", -1) == 9)
+      recs.push_back(ev);
+  ASSERT_EQ(recs.size(), 1u) << dump(a);
+  expect_contract(recs[0]);
+  EXPECT_EQ(recs[0]["end"], "refused");
+  EXPECT_EQ(recs[0]["role"], "active");
+  EXPECT_EQ(recs[0]["pid"], proc.pid());
+  EXPECT_EQ(path_states(recs[0]),
+            (std::vector<std::string>{"SYN_SENT", "CLOSE"}));
+  EXPECT_EQ(recs[0]["bytes_acked"], 0);
+}
+
+TEST_F(HistoryTest, ConnectTimeoutWhenSynsAreDropped) {
+  const std::string sa = TestNet::addr4(Side::B);
+  // B drops every SYN to 5009; A gives up after one retransmission (~3 s).
+  net_->sh(Side::B, "nft add table inet tthist && "
+                    "nft add chain inet tthist in "
+                    "'{ type filter hook input priority 0; }' && "
+                    "nft add rule inet tthist in tcp dport 5009 counter drop");
+  net_->sysctl(Side::A, "net.ipv4.tcp_syn_retries", "1");
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  NsProcess proc = net_->spawn(Side::A, "tt-timeout", [&](ChildChannel &ch) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(5009);
+    inet_pton(AF_INET, sa.c_str(), &sin.sin_addr);
+    int rc = connect(fd, reinterpret_cast<sockaddr *>(&sin), sizeof(sin));
+    ch.send("result " + std::to_string(rc == 0 ? 0 : errno));
+    close(fd);
+  });
+  std::string result = proc.expect("result ", 20s);
+  proc.finish();
+  auto [a, b] = stop_tracers();
+  ASSERT_EQ(result, std::to_string(ETIMEDOUT));
+
+  std::vector<Json> recs;
+  for (const Json &ev : a)
+    if (ev.value("event", "") == "connection" && ev.value("rport", -1) == 5009)
+      recs.push_back(ev);
+  ASSERT_EQ(recs.size(), 1u) << dump(a);
+  expect_contract(recs[0]);
+  EXPECT_EQ(recs[0]["end"], "timeout");
+  EXPECT_EQ(path_states(recs[0]),
+            (std::vector<std::string>{"SYN_SENT", "CLOSE"}));
+  // Every SYN after the first is a retransmission: count them on the wire
+  // (the drop rule's counter) rather than assume the kernel's schedule
+  // (6.x retransmits SYNs on linear timeouts first).
+  const std::string counter =
+      net_->sh(Side::B, "nft list ruleset | grep -o 'packets [0-9]*'");
+  const int syns = std::stoi(counter.substr(counter.find(' ') + 1));
+  ASSERT_GE(syns, 2) << counter;
+  EXPECT_EQ(recs[0]["retransmits"], syns - 1);
+  // The SYN's sequence number is the ISN even though nothing was answered.
+  EXPECT_TRUE(recs[0]["isn_local"].is_number());
+  EXPECT_NE(recs[0]["lport"], 0);
+}
+
+TEST_F(HistoryTest, ResetByAbortingClient) {
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  Server server(*net_, Side::B,
+                {.addr = sa,
+                 .exchange = {.send_bytes = kReply, .recv_bytes = kRequest}});
+  ClientResult client = run_client(
+      *net_, Side::A,
+      {.addr = sa,
+       .port = server.port(),
+       .exchange = {.send_bytes = kRequest,
+                    .recv_bytes = kReply,
+                    .close_first = true,
+                    .close_mode = CloseMode::Abort}});
+  try {
+    server.finish();
+  } catch (const std::exception &) {
+    // The server may see ECONNRESET: that is the point of the test.
+  }
+  auto [a, b] = stop_tracers();
+
+  Json c = record(a, ca, client.local_port, sa, server.port());
+  Json s = record(b, sa, server.port(), ca, client.local_port);
+  ASSERT_FALSE(c.is_null());
+  ASSERT_FALSE(s.is_null());
+  EXPECT_EQ(c["end"], "reset_sent");
+  EXPECT_EQ(s["end"], "reset_received");
+  EXPECT_EQ(c["bytes_acked"], kRequest);
+  EXPECT_EQ(s["bytes_received"], kRequest);
+  EXPECT_EQ(path_states(c),
+            (std::vector<std::string>{"SYN_SENT", "ESTABLISHED", "CLOSE"}));
+  EXPECT_EQ(path_states(s),
+            (std::vector<std::string>{"SYN_RECV", "ESTABLISHED", "CLOSE"}));
+  EXPECT_EQ(c["closed_first"], nullptr);
+}
+
+} // namespace
+} // namespace tcptrail::test
