@@ -126,6 +126,7 @@ int run_cli(int argc, char **argv) {
                "tcptrail"};
   app.set_version_flag("-V,--version", kVersion);
   app.require_subcommand(1);
+  app.allow_extras(false);
   app.fallthrough(false);
 
   CommonOptions trace_opts;
@@ -206,6 +207,21 @@ int run_cli(int argc, char **argv) {
                   "problems with evidence; exit 3 when problems were found");
   add_common(diagnose, diagnose_opts);
 
+  // CLI11 reports a mistyped subcommand as a missing one: name it.
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const CLI::App *sub : app.get_subcommands({})) {
+      known = known || sub->check_name(argv[1]);
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr,
+                   "tcptrail: unknown subcommand '%s' (one of: %s)\n",
+                   argv[1], names.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

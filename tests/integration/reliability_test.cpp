@@ -504,7 +504,7 @@ INSTANTIATE_TEST_SUITE_P(
                       PrivCase{"OnlyCapBpf",
                                {"--inh-caps=-all", "--bounding-set=-all,+bpf"},
                                "CAP_PERFMON",
-                               "CAP_BPF and"}),
+                               "missing: CAP_BPF"}),
     [](const auto &info) { return std::string(info.param.name); });
 
 // Reads /proc/<pid>/status of a ready tracer: no capability left in any set

@@ -70,8 +70,8 @@ void check_privileges() {
     missing += "CAP_BPF";
   if (!has(kCapPerfmon))
     missing += missing.empty() ? "CAP_PERFMON" : " and CAP_PERFMON";
-  throw Error(fmt::format("missing privileges: need root, or {} (have "
-                          "neither these nor CAP_SYS_ADMIN)",
+  throw Error(fmt::format("missing privileges: need root, or CAP_BPF and "
+                          "CAP_PERFMON (missing: {})",
                           missing),
               "run as root (sudo tcptrail ...) or grant the capabilities: "
               "setcap cap_bpf,cap_perfmon+ep tcptrail");
@@ -338,6 +338,16 @@ TracerStats Tracer::stats() const {
   const auto *bss = impl_->skel->bss;
   out.lost = __atomic_load_n(&bss->stat_lost, __ATOMIC_RELAXED);
   out.storage_fail = __atomic_load_n(&bss->stat_storage_fail, __ATOMIC_RELAXED);
+  bpf_program *prog;
+  bpf_object__for_each_program(prog, impl_->skel->obj) {
+    const int fd = bpf_program__fd(prog);
+    if (fd < 0)
+      continue;
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+      out.missed += info.recursion_misses;
+  }
   return out;
 }
 

@@ -39,6 +39,9 @@ struct TracerStats {
   std::uint64_t lost = 0;        // failed ring-buffer reservations
   std::uint64_t storage_fail = 0; // per-socket storage could not be created
   std::uint64_t invalid = 0;      // records refused by decode()
+  // Runs the kernel skipped because the program was already running on
+  // that CPU (bpf_prog_info.recursion_misses): events never produced.
+  std::uint64_t missed = 0;
 };
 
 class Tracer {

@@ -49,7 +49,8 @@ TracerStats run_session(const CommonOptions &opts, const TracerConfig &cfg,
   std::uint64_t next_loss_check = start + kLossCheckNs;
 
   auto check_loss = [&] {
-    const std::uint64_t lost = tracer.stats().lost;
+    const TracerStats st = tracer.stats();
+    const std::uint64_t lost = st.lost + st.missed;
     if (lost > lost_seen && hooks.on_lost)
       hooks.on_lost(lost - lost_seen);
     lost_seen = lost;
