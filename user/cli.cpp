@@ -115,8 +115,9 @@ void add_common(CLI::App *app, CommonOptions &o) {
          "ring buffer size, a power of two (default 4M)")
       ->type_name("SIZE");
   app->add_flag("--verbose", o.verbose, "libbpf's debug log to stderr");
-  app->add_flag("--exit-after-attach", o.exit_after_attach)
-      ->group(""); // hidden: start-up benchmark
+  app->add_flag("--exit-after-attach", o.exit_after_attach,
+                "load and attach everything, print the ready line, exit 0 "
+                "(checks that tracing works here; start-up benchmark)");
 }
 
 } // namespace

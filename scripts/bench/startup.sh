@@ -142,8 +142,10 @@ if tcptrail_has trace; then
       maps0=$(map_bytes "$TRACER_PID")
       errf="$BENCH_TMP/idle.err"
       : >"$errf"
-      # Hold `scale` connections for 10 s; sample once all are open.
-      run_load --mode idle --idle "$scale" --duration 10 2>"$errf" >"$BENCH_TMP/idle.json" &
+      # Hold `scale` connections for 60 s (opening 100k takes a while) and
+      # sample 2 s after all are open: long before the close storm, which
+      # puts every server socket in CLOSE_WAIT for a moment.
+      run_load --mode idle --idle "$scale" --duration 60 2>"$errf" >"$BENCH_TMP/idle.json" &
       lg=$!
       rss1=0 maps1=0
       for ((t = 0; t < 3000; t++)); do # up to 300 s
