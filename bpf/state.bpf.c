@@ -44,7 +44,14 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 
 	info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!info) {
-		stat_inc(&stat_storage_fail);
+		/*
+		 * The kernel adds no storage to a socket going away (sk_refcnt
+		 * already 0): first seen on its way into CLOSE, nothing is lost,
+		 * there is no later state to time. Anything else is a real
+		 * failure (memory), reported to the user.
+		 */
+		if (new != TCP_CLOSE)
+			stat_inc(&stat_storage_fail);
 	} else if (new == TCP_SYN_RECV && old == TCP_LISTEN) {
 		/* A child accepted from a listener: its storage is a clone of
 		 * the listener's (BPF_F_CLONE). Keep the owner, nothing else. */
