@@ -9,13 +9,13 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "error.h"
+#include "privileges.h"
 #include "tcptrail_bpf.skel.h"
 
 namespace tcptrail {
@@ -46,22 +46,12 @@ std::string errno_text(int err) {
   return std::strerror(err < 0 ? -err : err);
 }
 
-// Effective capabilities from /proc/self/status (no libcap dependency).
-std::uint64_t effective_caps() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("CapEff:", 0) == 0)
-      return std::stoull(line.substr(7), nullptr, 16);
-  return 0;
-}
-
 constexpr int kCapSysAdmin = 21;
 constexpr int kCapPerfmon = 38;
 constexpr int kCapBpf = 39;
 
 void check_privileges() {
-  const std::uint64_t caps = effective_caps();
+  const std::uint64_t caps = effective_capabilities();
   auto has = [caps](int cap) { return (caps >> cap) & 1; };
   if (has(kCapSysAdmin) || (has(kCapBpf) && has(kCapPerfmon)))
     return;
@@ -271,15 +261,19 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   // Parsing kernel BTF to look for missing tracepoints costs ~15 ms, so it
   // is only done when loading fails (libbpf: -ESRCH, no BTF type for a
   // tp_btf target), then the optional programs are left out and we retry.
+  // The first attempt is muted: on a kernel without an optional tracepoint
+  // its libbpf errors would be noise. Any other failure is loaded once more
+  // unmuted, so the user sees libbpf's (the verifier's) account of it.
   auto impl = std::make_unique<Impl>();
   std::vector<std::string> missing;
+  g_quiet = !cfg.verbose;
   int err = open_and_load(cfg, missing, *impl);
-  if (err == -ESRCH && cfg.tracepoints) {
+  g_quiet = false;
+  if (err == -ESRCH && cfg.tracepoints)
     missing = missing_tracepoints();
-    if (!missing.empty()) {
-      impl->skel.reset();
-      err = open_and_load(cfg, missing, *impl);
-    }
+  if (err) {
+    impl->skel.reset();
+    err = open_and_load(cfg, missing, *impl);
   }
   if (err)
     throw Error(fmt::format("loading BPF programs: {}", errno_text(err)),
