@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -17,6 +19,18 @@ namespace {
 
 constexpr const char *kVersion = "tcptrail 0.1.0";
 
+// A whole number >= 1 (CLI11's PositiveNumber prints its range as doubles).
+const CLI::Validator kAtLeastOne(
+    [](std::string &value) -> std::string {
+      std::uint64_t n = 0;
+      const char *end = value.data() + value.size();
+      auto [ptr, ec] = std::from_chars(value.data(), end, n);
+      if (ec != std::errc() || ptr != end || n == 0)
+        return "must be a whole number >= 1, got '" + value + "'";
+      return {};
+    },
+    "N>=1");
+
 // Adds the filters and output options every tracing subcommand shares. The
 // raw strings are converted as they are parsed, so a bad value is a CLI
 // error (exit 2) naming the option.
@@ -28,7 +42,7 @@ void add_common(CLI::App *app, CommonOptions &o) {
   v4->excludes(v6);
   app->add_option("-p,--pid", o.filter.pids,
                   "owner process id (repeatable, up to 8)")
-      ->check(CLI::PositiveNumber);
+      ->check(kAtLeastOne);
   app->add_option("-c,--comm", o.filter.comm,
                   "owner command name, exact (up to 15 bytes)");
   app->add_option("--lport", o.filter.lports, "local port (repeatable)")
@@ -68,7 +82,7 @@ void add_common(CLI::App *app, CommonOptions &o) {
       ->type_name("STATE");
   app->add_option("--netns", o.filter.netns,
                   "network namespace inode (ls -L -i /proc/PID/ns/net)")
-      ->check(CLI::PositiveNumber);
+      ->check(kAtLeastOne);
 
   app->add_option_function<std::string>(
          "-f,--format",
@@ -101,7 +115,7 @@ void add_common(CLI::App *app, CommonOptions &o) {
          "stop after this long: 10s, 500ms, 2m")
       ->type_name("TIME");
   app->add_option("-n,--count", o.count, "stop after this many events")
-      ->check(CLI::PositiveNumber);
+      ->check(kAtLeastOne);
   app->add_option_function<std::string>(
          "--ringbuf-size",
          [&o](const std::string &v) {

@@ -780,6 +780,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         MisuseCase{"FormatYaml", {"trace", "--format", "yaml"}, "--format"},
         MisuseCase{"LportZero", {"trace", "--lport", "0"}, "--lport"},
+        MisuseCase{"CountZero", {"trace", "--count", "0"}, ">= 1"},
+        MisuseCase{"PidNotANumber", {"trace", "--pid", "abc"}, "--pid"},
+        MisuseCase{"DurationJunk", {"trace", "--duration", "soon"},
+                   "--duration"},
         MisuseCase{
             "RaddrPrefix33", {"trace", "--raddr", "1.2.3.4/33"}, "--raddr"},
         MisuseCase{"UnknownSubcommand", {"frobnicate"}, "subcommand"},
