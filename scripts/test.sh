@@ -8,14 +8,37 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 cd "$root/build"
 rc=0
+passed=0 failed=0
+# count LOG: adds ctest's "N tests failed out of M" to the totals.
+count() {
+  local line
+  line=$(grep -E '[0-9]+ tests failed out of [0-9]+' "$1" | tail -1 || true)
+  if [[ $line =~ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed=$((failed + BASH_REMATCH[1]))
+    passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  else
+    failed=$((failed + 1)) # ctest did not even report
+  fi
+}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 echo "== unit tests"
-ctest -L unit --output-on-failure -j"$(nproc)" || rc=1
+ctest -L unit --output-on-failure -j"$(nproc)" 2>&1 | tee "$log" || rc=1
+count "$log"
 echo "== integration tests (real kernel)"
-ctest -L integration --output-on-failure || rc=1
+ctest -L integration --output-on-failure 2>&1 | tee "$log" || rc=1
+count "$log"
 
 # ---- fuzzing (issue 6): the decoder and every formatter, libFuzzer with
 # ASan+UBSan, in its own build tree (build-fuzz/), for a bounded time.
 echo "== fuzz (30 s)"
-"$root/scripts/fuzz.sh" 30 || rc=1
+if "$root/scripts/fuzz.sh" 30; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  rc=1
+fi
 
+((failed == 0)) || rc=1
+echo "tests: $passed passed, $failed failed"
 exit $rc
