@@ -15,9 +15,13 @@ TracerConfig make_tracer_config(const CommonOptions &opts) {
   cfg.filter = opts.filter;
   cfg.ringbuf_bytes = opts.ringbuf_bytes;
   cfg.verbose = opts.verbose;
-  // Wake the consumer early enough that a burst cannot fill the ring
-  // between two timer-driven drains.
-  cfg.wakeup_bytes = opts.ringbuf_bytes / 8;
+  // Wake the consumer once a quarter of the ring waits: early enough that a
+  // burst cannot fill the rest before it drains, late enough that it drains
+  // in large batches. Every drain pulls the ring's cache lines (and
+  // consumer_pos) away from the producing CPUs: on the 2-core VM the state
+  // program took 508-526 ns/run waking at 1/8, 432-440 at 1/4, ~600 at 1/64
+  // (scripts/bench/kernel-cost.sh, interleaved).
+  cfg.wakeup_bytes = opts.ringbuf_bytes / 4;
   return cfg;
 }
 
