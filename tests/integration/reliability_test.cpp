@@ -1173,3 +1173,45 @@ TEST_F(ReliabilityTest, NoKernelAddressesInOutput) {
 
 } // namespace
 } // namespace tcptrail::test
+
+namespace tcptrail::test {
+namespace {
+
+// Environment faults faked in a private mount namespace (unshare -m), so the
+// host is untouched: a kernel without BTF, and a host without tracefs.
+
+// No /sys/kernel/btf/vmlinux: one clear error naming BTF, and exit 1.
+TEST(EnvironmentFaultTest, NoKernelBtfIsAClearError) {
+  if (auto why = missing_prerequisite())
+    TT_SKIP_OR_FAIL(*why);
+  const CommandResult r = run_command(
+      {"unshare", "-m", "--propagation", "private", "sh", "-c",
+       "mount -t tmpfs none /sys/kernel/btf && exec \"$0\" trace",
+       TCPTRAIL_BINARY});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("tcptrail: error: kernel BTF not found"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("hint: "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("tcptrail: ready"), std::string::npos) << r.output;
+}
+
+// tracefs and debugfs unmounted: tp_btf programs do not need them, so
+// tracing attaches and works (--exit-after-attach proves load + attach).
+TEST(EnvironmentFaultTest, NoTracefsStillTraces) {
+  if (auto why = missing_prerequisite())
+    TT_SKIP_OR_FAIL(*why);
+  const CommandResult r = run_command(
+      {"unshare", "-m", "--propagation", "private", "sh", "-c",
+       "for m in /sys/kernel/tracing /sys/kernel/debug/tracing "
+       "/sys/kernel/debug; do umount -l $m 2>/dev/null; done; "
+       "test ! -e /sys/kernel/tracing/events || exit 99; "
+       "exec \"$0\" trace --exit-after-attach",
+       TCPTRAIL_BINARY});
+  ASSERT_NE(r.exit_code, 99) << "tracefs still mounted: " << r.output;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("tcptrail: ready"), std::string::npos) << r.output;
+}
+
+} // namespace
+} // namespace tcptrail::test
