@@ -83,11 +83,7 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 		    sk ? bpf_get_socket_cookie((void *)sk) : 0);
 	ev->sk = *s;
 	ev->seq = tp ? tp->snd_nxt : seq;
-	ev->snd_una = tp ? tp->snd_una : 0;
-	ev->snd_nxt = tp ? tp->snd_nxt : 0;
-	ev->rcv_nxt = tp ? tp->rcv_nxt : 0;
-	ev->isn_local = info ? info->isn_local : 0;
-	ev->isn_remote = info ? info->isn_remote : 0;
+	fill_seg_seq(ev, tp, info);
 	ev->state = state;
 	ev->flags = info ? info->flags : 0;
 	ev->what = what;

@@ -7,16 +7,6 @@
 #include <bpf/bpf_core_read.h>
 #include "sock.bpf.h"
 
-static __always_inline void fill_seq(struct tt_seg_event *ev, const struct tcp_sock *tp,
-				     const struct sock_info *info)
-{
-	ev->snd_una = tp->snd_una;
-	ev->snd_nxt = tp->snd_nxt;
-	ev->rcv_nxt = tp->rcv_nxt;
-	ev->isn_local = info ? info->isn_local : 0;
-	ev->isn_remote = info ? info->isn_remote : 0;
-}
-
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
 {
@@ -52,7 +42,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 		    bpf_get_socket_cookie((void *)sk));
 	ev->sk = s;
 	ev->seq = seq;
-	fill_seq(ev, tp, info);
+	fill_seg_seq(ev, tp, info);
 	ev->state = state;
 	ev->flags = flags;
 	ev->what = state == TCP_SYN_SENT ? TT_RETRANS_SYN : TT_RETRANS_DATA;

@@ -205,6 +205,17 @@ static __always_inline void ring_submit(void *rec)
 	bpf_ringbuf_submit(rec, flags);
 }
 
+/* The seq/ack snapshot of a segment event; zeros without a full socket. */
+static __always_inline void fill_seg_seq(struct tt_seg_event *ev, const struct tcp_sock *tp,
+					 const struct sock_info *info)
+{
+	ev->snd_una = tp ? tp->snd_una : 0;
+	ev->snd_nxt = tp ? tp->snd_nxt : 0;
+	ev->rcv_nxt = tp ? tp->rcv_nxt : 0;
+	ev->isn_local = info ? info->isn_local : 0;
+	ev->isn_remote = info ? info->isn_remote : 0;
+}
+
 static __always_inline void fill_header(struct tt_header *h, __u16 kind, __u16 size, __u64 ts,
 					__u64 cookie)
 {

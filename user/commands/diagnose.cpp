@@ -30,12 +30,9 @@ public:
   explicit DiagnoseSink(diagnose::DiagnoseAggregator &agg) : agg_(agg) {}
   void on_state(const tt_state_event &ev) override { agg_.on_state(ev); }
   void on_segment(const tt_seg_event &ev) override { agg_.on_segment(ev); }
-  void on_invalid(DecodeError) override { ++invalid_; }
-  std::uint64_t invalid() const { return invalid_; }
 
 private:
   diagnose::DiagnoseAggregator &agg_;
-  std::uint64_t invalid_ = 0;
 };
 
 // Block characters only where the locale's charset is UTF-8.
@@ -143,9 +140,9 @@ int run_diagnose(const CommonOptions &in) {
     out.buf().append(diagnose::render_text(report, topts));
   }
   out.flush();
-  if (stats.invalid || sink.invalid())
+  if (stats.invalid)
     std::fprintf(stderr, "tcptrail: warning: %llu malformed records dropped\n",
-                 static_cast<unsigned long long>(stats.invalid) + sink.invalid());
+                 static_cast<unsigned long long>(stats.invalid));
   return diagnose::exit_code(report);
 }
 

@@ -9,7 +9,6 @@
 #include "history/assembler.h"
 #include "history/history_format.h"
 #include "output.h"
-#include "runtime.h"
 
 namespace tcptrail {
 
@@ -30,13 +29,7 @@ private:
 } // namespace
 
 int run_history(const CommonOptions &opts, const HistoryOptions &history) {
-  OutputOptions out_opts;
-  out_opts.format = opts.format;
-  out_opts.raw_seq = opts.raw_seq;
-  out_opts.wall_time = opts.wall_time;
-  out_opts.color = want_color(opts, STDOUT_FILENO);
-  out_opts.wall_offset_ns = wall_offset_ns();
-  out_opts.start_ns = monotonic_ns();
+  const OutputOptions out_opts = make_output_options(opts);
 
   auto formatter = make_history_formatter(out_opts, history.show_seq);
   Output out(STDOUT_FILENO);

@@ -28,12 +28,9 @@ public:
   explicit LeaksSink(LeakTracker &tracker) : tracker_(tracker) {}
   void on_state(const tt_state_event &ev) override { tracker_.on_state(ev); }
   void on_segment(const tt_seg_event &) override {}
-  void on_invalid(DecodeError) override { ++invalid_; }
-  std::uint64_t invalid() const { return invalid_; }
 
 private:
   LeakTracker &tracker_;
-  std::uint64_t invalid_ = 0;
 };
 
 // Reads every socket and fd now. (In live mode the tracer has already seeded

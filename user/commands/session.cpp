@@ -34,6 +34,17 @@ bool want_color(const CommonOptions &opts, int fd) {
   return isatty(fd) == 1;
 }
 
+OutputOptions make_output_options(const CommonOptions &opts) {
+  OutputOptions out;
+  out.format = opts.format;
+  out.raw_seq = opts.raw_seq;
+  out.wall_time = opts.wall_time;
+  out.color = want_color(opts, STDOUT_FILENO);
+  out.wall_offset_ns = wall_offset_ns();
+  out.start_ns = monotonic_ns();
+  return out;
+}
+
 TracerStats run_session(const CommonOptions &opts, const TracerConfig &cfg,
                         EventSink &sink, const SessionHooks &hooks) {
   install_signal_handlers();

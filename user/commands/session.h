@@ -35,4 +35,8 @@ TracerStats run_session(const CommonOptions &opts, const TracerConfig &cfg,
 // Table colour: on a terminal, unless --no-color or NO_COLOR is set.
 bool want_color(const CommonOptions &opts, int fd);
 
+// Output options for stdout from the command line, with the clocks read
+// now (wall offset, start of the relative time column).
+OutputOptions make_output_options(const CommonOptions &opts);
+
 } // namespace tcptrail

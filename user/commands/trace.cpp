@@ -7,7 +7,6 @@
 #include "commands/session.h"
 #include "format/formatter.h"
 #include "output.h"
-#include "runtime.h"
 
 namespace tcptrail {
 
@@ -34,12 +33,10 @@ public:
     formatter_.segment(out_.buf(), ev);
     out_.flush_if_over(kFlushBytes);
   }
-  void on_invalid(DecodeError) override { ++invalid_; }
 
   bool done() const {
     return out_.closed() || (limit_ && printed_ >= limit_);
   }
-  std::uint64_t invalid() const { return invalid_; }
 
 private:
   bool take() {
@@ -53,19 +50,12 @@ private:
   Output &out_;
   std::uint64_t limit_;
   std::uint64_t printed_ = 0;
-  std::uint64_t invalid_ = 0;
 };
 
 } // namespace
 
 int run_trace(const CommonOptions &opts) {
-  OutputOptions out_opts;
-  out_opts.format = opts.format;
-  out_opts.raw_seq = opts.raw_seq;
-  out_opts.wall_time = opts.wall_time;
-  out_opts.color = want_color(opts, STDOUT_FILENO);
-  out_opts.wall_offset_ns = wall_offset_ns();
-  out_opts.start_ns = monotonic_ns();
+  const OutputOptions out_opts = make_output_options(opts);
 
   auto formatter = make_formatter(out_opts);
   Output out(STDOUT_FILENO);
@@ -92,7 +82,7 @@ int run_trace(const CommonOptions &opts) {
   const TracerStats stats =
       run_session(opts, make_tracer_config(opts), sink, hooks);
   out.flush();
-  if (stats.invalid || sink.invalid())
+  if (stats.invalid)
     std::fprintf(stderr, "tcptrail: warning: %llu malformed records dropped\n",
                  static_cast<unsigned long long>(stats.invalid));
   if (stats.storage_fail)
