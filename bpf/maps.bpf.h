@@ -33,15 +33,23 @@ const volatile struct tt_cidr cfg_raddrs[MAX_FILTER_CIDRS] __weak = {};
 
 const volatile __u32 cfg_no_retransmits __weak = 0;
 const volatile __u32 cfg_no_resets __weak = 0;
-/* Force a consumer wake-up only once this many bytes wait in the ring; the
- * consumer also polls on a timer. 0: wake up on every record. */
-const volatile __u64 cfg_wakeup_bytes __weak = 0;
+/* Each CPU wakes the consumer once it has submitted this many bytes since its
+ * last wake-up; the consumer also drains on a timer. 0: wake on every record. */
+const volatile __u64 cfg_wakeup_cpu_bytes __weak = 0;
 
 /* One ring buffer for every record kind; sized by user space. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps") __weak;
+
+/* Bytes this CPU submitted since it last woke the consumer (ring_submit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ring_unsignalled SEC(".maps") __weak;
 
 /*
  * Counters of rare failures, in .bss: user space reads them through the
@@ -64,6 +72,7 @@ __u64 stat_storage_fail __weak = 0; /* socket storage could not be created */
 struct sock_info {
 	__u64 state_ts;   /* bpf_ktime_get_ns() when `state` was entered */
 	__u32 pid;        /* owner tgid (TT_F_OWNER) */
+	__u32 netns;      /* network namespace inode, 0 until first read */
 	__u32 isn_local;  /* TT_F_ISN_LOCAL */
 	__u32 isn_remote; /* TT_F_ISN_REMOTE */
 	__u16 lport;      /* last non-zero local port (see remember_lport) */

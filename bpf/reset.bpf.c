@@ -89,7 +89,7 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 	ev->what = what;
 	ev->_pad0 = 0;
 	ev->reason = reason;
-	ring_submit(ev);
+	ring_submit(ev, sizeof(*ev));
 	return 0;
 }
 

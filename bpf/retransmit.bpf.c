@@ -48,7 +48,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	ev->what = state == TCP_SYN_SENT ? TT_RETRANS_SYN : TT_RETRANS_DATA;
 	ev->_pad0 = 0;
 	ev->reason = 0;
-	ring_submit(ev);
+	ring_submit(ev, sizeof(*ev));
 	return 0;
 }
 
@@ -88,6 +88,6 @@ int BPF_PROG(handle_tcp_retransmit_synack, const struct sock *sk, const struct r
 	ev->what = TT_RETRANS_SYNACK;
 	ev->_pad0 = 0;
 	ev->reason = 0;
-	ring_submit(ev);
+	ring_submit(ev, sizeof(*ev));
 	return 0;
 }

@@ -38,9 +38,10 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 
 	if (!tp) /* not TCP, or not a full socket */
 		return 0;
-	if (!fill_tuple(&s, &sk->__sk_common))
+	if (!fill_addrs(&s, &sk->__sk_common))
 		return 0;
 	now = bpf_ktime_get_ns();
+	current_task(&s.cpu_pid, s.cpu_comm);
 
 	info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!info) {
@@ -69,11 +70,12 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		}
 	}
 
+	s.netns = sock_netns(&sk->__sk_common, info);
 	if (info) {
 		if (new != TCP_SYN_SENT)
 			remember_lport(&s, info);
 		if (in_owner_context(old, new))
-			take_owner(info);
+			take_owner(&s, info);
 		/*
 		 * ISNs: at SYN_SENT -> * the SYN went out with seq ISN and
 		 * snd_nxt = ISN + 1; once ESTABLISHED, rcv_nxt = peer ISN + 1
@@ -128,14 +130,14 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	if (sock_flag_dead(sk))
 		flags |= TT_F_ORPHAN;
 
-	fill_owner(&s, info);
+	copy_owner(&s, info);
 	if (!filter_pass(&s, old, new))
 		return 0;
 
 	ev = ring_reserve(sizeof(*ev));
 	if (!ev)
 		return 0;
-	fill_header(&ev->hdr, TT_KIND_STATE, sizeof(*ev), now, bpf_get_socket_cookie((void *)sk));
+	fill_header(&ev->hdr, TT_KIND_STATE, sizeof(*ev), now, sock_cookie(sk));
 	ev->sk = s;
 	ev->old_state_ns = old_ns;
 	ev->bytes_acked = tp->bytes_acked;
@@ -153,6 +155,6 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	ev->detail = detail;
 	ev->_pad[0] = 0;
 	ev->_pad[1] = 0;
-	ring_submit(ev);
+	ring_submit(ev, sizeof(*ev));
 	return 0;
 }
