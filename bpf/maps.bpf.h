@@ -31,6 +31,9 @@ const volatile struct tt_cidr cfg_laddrs[MAX_FILTER_CIDRS] __weak = {};
 const volatile __u32 cfg_n_raddrs __weak = 0;
 const volatile struct tt_cidr cfg_raddrs[MAX_FILTER_CIDRS] __weak = {};
 
+/* History mode: aggregate each socket's path in its storage, one
+ * tt_conn_event per connection (see events.h). */
+const volatile __u32 cfg_aggregate __weak = 0;
 const volatile __u32 cfg_no_retransmits __weak = 0;
 const volatile __u32 cfg_no_resets __weak = 0;
 /* Each CPU wakes the consumer once it has submitted this many bytes since its
@@ -59,6 +62,20 @@ struct {
 __u64 stat_lost __weak = 0;         /* failed bpf_ringbuf_reserve() */
 __u64 stat_storage_fail __weak = 0; /* socket storage could not be created */
 
+/*
+ * History mode: children that reached ESTABLISHED, per listener cookie. An
+ * entry is made when a listener enters LISTEN and taken out in its
+ * LISTEN -> CLOSE record; a listener without one (listening before tcptrail
+ * started, or the map full) reports its count as unknown.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* nothing allocated unless used */
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} listener_accepts SEC(".maps") __weak;
+
 /* sock_info.flags beyond the TT_F_* ones it shares with events */
 #define SI_RST_SENT (1U << 0)
 #define SI_RST_RCVD (1U << 1)
@@ -82,6 +99,14 @@ struct sock_info {
 	__u8 si_flags;    /* SI_* */
 	__u8 _pad;
 	char comm[TT_COMM_LEN];
+	/* History mode (cfg_aggregate) only, below. */
+	__u64 listener_cookie; /* a listener's own cookie, copied to its children */
+	__u16 resets_sent;
+	__u16 resets_received;
+	__u8 n_steps;
+	__u8 steps_dropped;
+	__u8 _pad2[2];
+	struct tt_conn_step steps[TT_CONN_MAX_STEPS];
 };
 
 

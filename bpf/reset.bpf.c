@@ -64,6 +64,15 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 	if (tp) {
 		info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
 		if (info) {
+			if (cfg_aggregate && info->n_steps) {
+				/* History mode: counted into the connection's record. */
+				if (what == TT_RESET_SENT)
+					info->resets_sent++;
+				else
+					info->resets_received++;
+				info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
+				return 0;
+			}
 			info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
 			remember_lport(s, info);
 			if (state == TCP_SYN_SENT && tp->snd_nxt) { /* the SYN's seq */
@@ -72,6 +81,13 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 			}
 		}
 	}
+	/*
+	 * History mode sends only the RST of a connection whose record is
+	 * already out (an abort: CLOSE comes first, then the RST), for user
+	 * space to count within its grace period.
+	 */
+	if (cfg_aggregate && !info)
+		return 0;
 	fill_owner(s, info);
 	if (!filter_pass(s, state, state))
 		return 0;

@@ -29,8 +29,13 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 			info->flags |= TT_F_ISN_LOCAL;
 		}
 		flags = info->flags;
+		/* A SYN retransmit is where a connect() that times out shows
+		 * its port: it reads 0 again at SYN_SENT -> CLOSE. */
 		remember_lport(&s, info);
 	}
+	/* History mode counts retransmits with tcp_sock.total_retrans. */
+	if (cfg_aggregate)
+		return 0;
 	fill_owner(&s, info);
 	if (!filter_pass(&s, state, state))
 		return 0;
@@ -64,7 +69,7 @@ int BPF_PROG(handle_tcp_retransmit_synack, const struct sock *sk, const struct r
 	struct sock_info *info;
 	struct tt_sock s = {};
 
-	if (cfg_no_retransmits || !fill_tuple(&s, &req->__req_common))
+	if (cfg_no_retransmits || cfg_aggregate || !fill_tuple(&s, &req->__req_common))
 		return 0;
 	info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
 	fill_owner(&s, info);

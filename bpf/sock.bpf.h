@@ -199,14 +199,23 @@ static __always_inline bool ports_match(const volatile __u16 *tab, __u32 n, __u1
 	return false;
 }
 
-/* The user's filters; called before bpf_ringbuf_reserve(). */
-static __always_inline bool filter_pass(const struct tt_sock *s, __u8 old_state, __u8 new_state)
+static __always_inline __u32 state_bit(__u8 state)
+{
+	return 1U << (state & 31);
+}
+
+/*
+ * The user's filters; called before bpf_ringbuf_reserve(). states: the
+ * state_bit()s of the states concerned (either side of a transition, or
+ * every state of an aggregated path).
+ */
+static __always_inline bool filter_pass_states(const struct tt_sock *s, __u32 states)
 {
 	if (cfg_af && s->af != cfg_af)
 		return false;
 	if (cfg_netns && s->netns != cfg_netns)
 		return false;
-	if (cfg_state_mask && !(cfg_state_mask & ((1U << (old_state & 31)) | (1U << (new_state & 31)))))
+	if (cfg_state_mask && !(cfg_state_mask & states))
 		return false;
 	if (cfg_n_pids) {
 		bool found = false;
@@ -239,6 +248,11 @@ static __always_inline bool filter_pass(const struct tt_sock *s, __u8 old_state,
 	if (cfg_n_raddrs && !cidrs_match(cfg_raddrs, cfg_n_raddrs, s->af, s->raddr))
 		return false;
 	return true;
+}
+
+static __always_inline bool filter_pass(const struct tt_sock *s, __u8 old_state, __u8 new_state)
+{
+	return filter_pass_states(s, state_bit(old_state) | state_bit(new_state));
 }
 
 /* Reserves a record, counting a failure as a loss the consumer reports. */

@@ -7,7 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
-#include "sock.bpf.h"
+#include "conn.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -21,6 +21,50 @@ static __always_inline bool in_owner_context(__u8 old, __u8 new)
 {
 	return (old == TCP_CLOSE && new == TCP_SYN_SENT) || new == TCP_LISTEN ||
 	       new == TCP_FIN_WAIT1 || (old == TCP_CLOSE_WAIT && new == TCP_LAST_ACK);
+}
+
+/*
+ * History mode: adds the transition to the socket's path and sends the whole
+ * path once, when the connection ends. A socket without storage is sent
+ * transition by transition instead, which user space assembles the same way.
+ */
+static __always_inline int aggregate(const struct sock *sk, const struct tcp_sock *tp,
+				     struct sock_info *info, struct tt_sock *s, __u64 now,
+				     __u8 old, __u8 new, __u8 flags, __u8 detail, __u16 err)
+{
+	struct tt_conn_event *ev;
+	__u64 cookie = 0;
+	__u32 *accepted;
+
+	if (new == TCP_LISTEN) {
+		__u32 zero = 0;
+
+		cookie = sock_cookie(sk);
+		info->listener_cookie = cookie;
+		bpf_map_update_elem(&listener_accepts, &cookie, &zero, BPF_ANY);
+	} else if (old == TCP_SYN_RECV && new == TCP_ESTABLISHED && info->listener_cookie) {
+		accepted = bpf_map_lookup_elem(&listener_accepts, &info->listener_cookie);
+		if (accepted)
+			__sync_fetch_and_add(accepted, 1);
+	}
+	conn_add_step(info, now, tp, old, new, flags & ~TT_F_OLD_TS, detail);
+	if (new != TCP_CLOSE && new != TCP_TIME_WAIT)
+		return 0;
+
+	/* The end: one record for the whole connection. */
+	copy_owner(s, info);
+	if (filter_pass_states(s, conn_states(info))) {
+		ev = ring_reserve(sizeof(*ev));
+		if (ev) {
+			conn_fill(ev, s, info, tp, cookie ?: sock_cookie(sk), err);
+			ev->conn_flags |= TT_CF_ENDED;
+			if (old == TCP_LISTEN)
+				conn_accepted(ev, info, true);
+			ring_submit(ev, sizeof(*ev));
+		}
+	}
+	conn_reset(info);
+	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -58,11 +102,14 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		 * the listener's (BPF_F_CLONE). Keep the owner, nothing else. */
 		info->flags = (info->flags & TT_F_OWNER) | TT_F_PASSIVE;
 		info->si_flags = 0;
+		conn_reset(info); /* keeps listener_cookie: the listener's */
 	} else {
 		if (new == TCP_SYN_SENT || new == TCP_LISTEN) {
 			/* A new life: connect() or listen(), perhaps again. */
 			info->flags = new == TCP_SYN_SENT ? TT_F_ACTIVE : 0;
 			info->si_flags = 0;
+			conn_reset(info);
+			info->listener_cookie = 0;
 		}
 		if (info->state == old && info->state_ts) {
 			old_ns = now - info->state_ts;
@@ -129,6 +176,9 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	}
 	if (sock_flag_dead(sk))
 		flags |= TT_F_ORPHAN;
+
+	if (cfg_aggregate && info)
+		return aggregate(sk, tp, info, &s, now, old, new, flags, detail, err);
 
 	copy_owner(&s, info);
 	if (!filter_pass(&s, old, new))

@@ -29,6 +29,8 @@ Record decode(const void *data, std::size_t len) {
   case TT_KIND_RETRANSMIT:
   case TT_KIND_RESET:
     return copy_out<tt_seg_event>(data, len);
+  case TT_KIND_CONN:
+    return copy_out<tt_conn_event>(data, len);
   default:
     return Invalid{DecodeError::BadKind};
   }

@@ -16,7 +16,8 @@ struct Invalid {
 };
 
 // A record copied out of the ring, properly aligned, or why it was refused.
-using Record = std::variant<tt_state_event, tt_seg_event, Invalid>;
+using Record =
+    std::variant<tt_state_event, tt_seg_event, tt_conn_event, Invalid>;
 
 // Checks the header (kind, size == len == sizeof the kind's struct) and
 // copies the record out. Never reads past `len`.

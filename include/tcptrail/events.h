@@ -21,7 +21,8 @@
 #define TT_KIND_STATE 1      /* struct tt_state_event */
 #define TT_KIND_RETRANSMIT 2 /* struct tt_seg_event */
 #define TT_KIND_RESET 3      /* struct tt_seg_event */
-#define TT_KIND_MAX 3
+#define TT_KIND_CONN 4       /* struct tt_conn_event (history: aggregated) */
+#define TT_KIND_MAX 4
 
 /* tt_state_event.flags, tt_seg_event.flags */
 #define TT_F_OLD_TS (1U << 0)     /* old_state_ns is valid */
@@ -122,6 +123,52 @@ struct tt_seg_event {
 	__u8 what; /* TT_RETRANS_* or TT_RESET_* */
 	__u8 _pad0;
 	__u32 reason; /* kernel's sk_rst_reason for RST sent, else 0 */
+};
+
+/*
+ * History mode (TracerConfig::aggregate): the state program keeps each
+ * socket's path in its socket storage and sends one tt_conn_event when the
+ * connection ends (CLOSE, inferred TIME_WAIT, a listener's LISTEN -> CLOSE),
+ * instead of one tt_state_event per transition. Connections still open are
+ * dumped in the same form by the iter/bpf_sk_storage_map program.
+ */
+#define TT_CONN_MAX_STEPS 6 /* the first step and the latest 5 */
+
+/* tt_conn_event.conn_flags */
+#define TT_CF_ENDED (1U << 0)    /* the last step ends the connection */
+#define TT_CF_ACCEPTED (1U << 1) /* accepted is known (listener seen entering LISTEN) */
+
+/* 24 bytes: one transition of the path. */
+struct tt_conn_step {
+	__u64 ts_ns; /* bpf_ktime_get_ns() of the transition */
+	__u32 snd_una;
+	__u32 snd_nxt;
+	__u32 rcv_nxt;
+	__u8 old_state;
+	__u8 new_state;
+	__u8 flags;  /* TT_F_* of the transition (TT_F_INFERRED, ...) */
+	__u8 detail; /* TT_DETAIL_* */
+};
+
+/* 304 bytes: TT_KIND_CONN. hdr.ts_ns is the last step's time. */
+struct tt_conn_event {
+	struct tt_header hdr;
+	struct tt_sock sk; /* tuple (lport remembered), owner, on-CPU task at the last step */
+	__u64 bytes_acked; /* tcp_sock counters at the last step */
+	__u64 bytes_received;
+	__u32 isn_local;  /* if TT_F_ISN_LOCAL in flags */
+	__u32 isn_remote; /* if TT_F_ISN_REMOTE in flags */
+	__u32 total_retrans;
+	__u32 accepted; /* listener: children that reached ESTABLISHED, if TT_CF_ACCEPTED */
+	__u16 error;    /* sk_err at the last step (positive errno) */
+	__u16 resets_sent;
+	__u16 resets_received;
+	__u8 n_steps;       /* valid entries of steps, in order */
+	__u8 steps_dropped; /* steps dropped after the first (path longer than the array) */
+	__u8 flags;         /* TT_F_ACTIVE, TT_F_PASSIVE, TT_F_OWNER, TT_F_ISN_* */
+	__u8 conn_flags;    /* TT_CF_* */
+	__u8 _pad[6];
+	struct tt_conn_step steps[TT_CONN_MAX_STEPS];
 };
 
 /*

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 namespace tcptrail::test {
 namespace {
@@ -306,6 +307,70 @@ TEST_F(HistoryTest, ResetByAbortingClient) {
   EXPECT_EQ(path_states(s),
             (std::vector<std::string>{"SYN_RECV", "ESTABLISHED", "CLOSE"}));
   EXPECT_EQ(c["closed_first"], nullptr);
+}
+
+} // namespace
+} // namespace tcptrail::test
+
+namespace tcptrail::test {
+namespace {
+
+// Connections still open when history exits come from the kernel's socket
+// storage (bpf/history.bpf.c): both ends with their path so far, end
+// "open", and the listener with its accepted count.
+TEST_F(HistoryTest, OpenConnectionsAtExitWithTheirPathSoFar) {
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  Server server(*net_, Side::B,
+                {.addr = sa,
+                 .exchange = {.send_bytes = kReply, .recv_bytes = kRequest}});
+  ClientResult client;
+  std::thread client_thread([&] {
+    client = run_client(*net_, Side::A,
+                        {.addr = sa,
+                         .port = server.port(),
+                         .exchange = {.send_bytes = kRequest,
+                                      .recv_bytes = kReply,
+                                      .close_first = true,
+                                      .active_close_delay = 3000ms}});
+  });
+  // The exchange is over well before the client closes: stop tracing then.
+  std::this_thread::sleep_for(1000ms);
+  auto [a, b] = stop_tracers();
+  client_thread.join();
+  server.finish();
+
+  Json c = record(a, ca, client.local_port, sa, server.port());
+  Json s = record(b, sa, server.port(), ca, client.local_port);
+  ASSERT_FALSE(c.is_null());
+  ASSERT_FALSE(s.is_null());
+  expect_contract(c);
+  expect_contract(s);
+  EXPECT_EQ(c["end"], "open");
+  EXPECT_EQ(s["end"], "open");
+  EXPECT_EQ(path_states(c),
+            (std::vector<std::string>{"SYN_SENT", "ESTABLISHED"}));
+  EXPECT_EQ(path_states(s),
+            (std::vector<std::string>{"SYN_RECV", "ESTABLISHED"}));
+  EXPECT_EQ(c["bytes_acked"], kRequest);
+  EXPECT_EQ(c["bytes_received"], kReply);
+  EXPECT_EQ(c["isn_local"], s["isn_remote"]);
+  EXPECT_EQ(c["isn_remote"], s["isn_local"]);
+  EXPECT_EQ(c["pid"], client.pid);
+  EXPECT_EQ(s["pid"], server.pid());
+  EXPECT_TRUE(c["path"][1]["dur_ns"].is_null());
+
+  bool listener_seen = false;
+  for (const Json &ev : b)
+    if (ev.value("event", "") == "connection" &&
+        ev.value("lport", -1) == server.port() && ev.value("rport", -1) == 0) {
+      listener_seen = true;
+      // Accepted once; the server closes its listener after accept().
+      EXPECT_EQ(ev.value("accepted", -1), 1) << ev.dump();
+    }
+  EXPECT_TRUE(listener_seen) << dump(b);
 }
 
 } // namespace

@@ -30,6 +30,23 @@ static_assert(offsetof(tt_sock, cpu_comm) == 72);
 static_assert(sizeof(tt_sock::comm) == TT_COMM_LEN);
 static_assert(sizeof(tt_sock::laddr) == TT_ADDR_LEN);
 
+static_assert(sizeof(tt_conn_step) == 24);
+static_assert(offsetof(tt_conn_step, ts_ns) == 0);
+static_assert(offsetof(tt_conn_step, snd_una) == 8);
+static_assert(offsetof(tt_conn_step, old_state) == 20);
+static_assert(offsetof(tt_conn_step, detail) == 23);
+
+static_assert(sizeof(tt_conn_event) == 304);
+static_assert(offsetof(tt_conn_event, sk) == 24);
+static_assert(offsetof(tt_conn_event, bytes_acked) == 112);
+static_assert(offsetof(tt_conn_event, isn_local) == 128);
+static_assert(offsetof(tt_conn_event, accepted) == 140);
+static_assert(offsetof(tt_conn_event, error) == 144);
+static_assert(offsetof(tt_conn_event, n_steps) == 150);
+static_assert(offsetof(tt_conn_event, conn_flags) == 153);
+static_assert(offsetof(tt_conn_event, steps) == 160);
+static_assert(TT_CONN_MAX_STEPS == 6);
+
 static_assert(sizeof(tt_state_event) == 168);
 static_assert(offsetof(tt_state_event, hdr) == 0);
 static_assert(offsetof(tt_state_event, sk) == 24);
@@ -91,7 +108,8 @@ TEST(AbiTest, AlignmentIsEightBytes) {
 TEST(AbiTest, KindsAreDistinctAndBounded) {
   EXPECT_NE(TT_KIND_STATE, TT_KIND_RETRANSMIT);
   EXPECT_NE(TT_KIND_RETRANSMIT, TT_KIND_RESET);
-  EXPECT_EQ(TT_KIND_MAX, TT_KIND_RESET);
+  EXPECT_NE(TT_KIND_RESET, TT_KIND_CONN);
+  EXPECT_EQ(TT_KIND_MAX, TT_KIND_CONN);
 }
 
 TEST(AbiTest, FlagsAreDistinctBits) {

@@ -867,3 +867,146 @@ TEST(HistoryPayload, SubtractsKnownSynFinSlots) {
 
 } // namespace
 } // namespace tcptrail::history_test
+
+namespace tcptrail::history_test {
+namespace {
+
+// What the kernel's history mode sends for one socket's events (one life):
+// bpf/conn.bpf.h keeps the steps in order (the first and the latest
+// TT_CONN_MAX_STEPS - 1), the connection flags, the remembered local port,
+// and the counters and error of the last transition.
+tt_conn_event aggregate(std::vector<tt_state_event> evs, bool ended) {
+  std::stable_sort(evs.begin(), evs.end(),
+                   [](const tt_state_event &a, const tt_state_event &b) {
+                     return a.hdr.ts_ns < b.hdr.ts_ns;
+                   });
+  constexpr std::uint8_t kConnFlags = TT_F_ACTIVE | TT_F_PASSIVE | TT_F_OWNER |
+                                      TT_F_ISN_LOCAL | TT_F_ISN_REMOTE;
+  const tt_state_event &last = evs.back();
+  tt_conn_event c{};
+  c.hdr = last.hdr;
+  c.hdr.kind = TT_KIND_CONN;
+  c.hdr.size = sizeof(c);
+  c.sk = last.sk;
+  for (const tt_state_event &ev : evs) {
+    if (ev.sk.lport)
+      c.sk.lport = ev.sk.lport;
+    c.flags |= ev.flags & kConnFlags;
+    if (ev.flags & TT_F_ISN_LOCAL)
+      c.isn_local = ev.isn_local;
+    if (ev.flags & TT_F_ISN_REMOTE)
+      c.isn_remote = ev.isn_remote;
+    if (c.n_steps == TT_CONN_MAX_STEPS) {
+      std::copy(c.steps + 2, c.steps + TT_CONN_MAX_STEPS, c.steps + 1);
+      --c.n_steps;
+      ++c.steps_dropped;
+    }
+    tt_conn_step &s = c.steps[c.n_steps++];
+    s.ts_ns = ev.hdr.ts_ns;
+    s.snd_una = ev.snd_una;
+    s.snd_nxt = ev.snd_nxt;
+    s.rcv_nxt = ev.rcv_nxt;
+    s.old_state = ev.old_state;
+    s.new_state = ev.new_state;
+    s.flags = ev.flags & ~kConnFlags;
+    s.detail = ev.detail;
+  }
+  c.bytes_acked = last.bytes_acked;
+  c.bytes_received = last.bytes_received;
+  c.total_retrans = last.total_retrans;
+  c.error = last.error;
+  if (evs.front().new_state == static_cast<std::uint8_t>(TcpState::Listen))
+    c.conn_flags |= TT_CF_ACCEPTED; // born listener: the kernel counted (0)
+  if (ended)
+    c.conn_flags |= TT_CF_ENDED;
+  return c;
+}
+
+// The scenarios the kernel would send as one record: one socket, one life,
+// one owner, state events only.
+bool one_record(const std::vector<Input> &events) {
+  std::size_t terminal = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto *st = std::get_if<tt_state_event>(&events[i]);
+    if (!st)
+      return false;
+    const auto &first = std::get<tt_state_event>(events[0]);
+    if (st->hdr.cookie != first.hdr.cookie || st->sk.pid != first.sk.pid)
+      return false;
+    if (st->new_state == static_cast<std::uint8_t>(TcpState::Close) ||
+        st->new_state == static_cast<std::uint8_t>(TcpState::TimeWait))
+      ++terminal;
+  }
+  return terminal <= 1;
+}
+
+TEST(HistoryAssembler, KernelAggregatedRecordMatchesTheEventStream) {
+  std::size_t checked = 0;
+  for (const Case &tc : cases()) {
+    if (!one_record(tc.events) || tc.expected.size() != 1)
+      continue;
+    SCOPED_TRACE(tc.description);
+    std::vector<tt_state_event> evs;
+    for (const Input &in : tc.events)
+      evs.push_back(std::get<tt_state_event>(in));
+    HistoryAssembler hist;
+    hist.on_connection(aggregate(evs, true));
+    std::vector<ConnectionRecord> out;
+    hist.advance(last_ts(tc.events) + HistoryAssembler::kDefaultGraceNs, out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(describe(out[0]), tc.expected[0]);
+    ++checked;
+  }
+  EXPECT_GE(checked, 7u); // the single-socket scenarios of cases()
+}
+
+TEST(HistoryAssembler, OpenRecordFromTheKernelIsNotTracked) {
+  std::vector<tt_state_event> evs;
+  for (const Input &in : established(kCookieA))
+    evs.push_back(std::get<tt_state_event>(in));
+  HistoryAssembler scratch(1);
+  const ConnectionRecord rec = scratch.open_record(aggregate(evs, false));
+  EXPECT_EQ(rec.end, ConnEnd::Open);
+  ASSERT_EQ(rec.path.size(), evs.size());
+  EXPECT_EQ(rec.path.back().state,
+            static_cast<std::uint8_t>(TcpState::Established));
+  EXPECT_EQ(scratch.tracked(), 0u);
+  // The same connection from the event stream, snapshotted.
+  HistoryAssembler hist;
+  feed(hist, established(kCookieA));
+  std::vector<ConnectionRecord> open;
+  hist.snapshot_open(open);
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(describe(rec), describe(open[0]));
+}
+
+TEST(HistoryAssembler, KernelCountsResetsAndAcceptsAndDroppedSteps) {
+  std::vector<tt_state_event> evs;
+  for (const Input &in : established(kCookieA))
+    evs.push_back(std::get<tt_state_event>(in));
+  tt_conn_event c = aggregate(evs, false);
+  c.resets_sent = 1;
+  c.resets_received = 2;
+  c.steps_dropped = 3;
+  HistoryAssembler scratch;
+  const ConnectionRecord rec = scratch.open_record(c);
+  EXPECT_EQ(rec.resets_sent, 1u);
+  EXPECT_EQ(rec.resets_received, 2u);
+  EXPECT_EQ(rec.steps_dropped, 3u);
+
+  // A listener: the kernel's count, or unknown without TT_CF_ACCEPTED.
+  tt_state_event listen = make_state(S{.cookie = kCookieB,
+                                       .ts = T0,
+                                       .from = T::Close,
+                                       .to = T::Listen,
+                                       .lport = 80,
+                                       .rport = 0});
+  tt_conn_event l = aggregate({listen}, false);
+  l.accepted = 7;
+  EXPECT_EQ(scratch.open_record(l).accepted, std::optional<std::uint32_t>(7));
+  l.conn_flags &= static_cast<std::uint8_t>(~TT_CF_ACCEPTED);
+  EXPECT_FALSE(scratch.open_record(l).accepted.has_value());
+}
+
+} // namespace
+} // namespace tcptrail::history_test

@@ -40,6 +40,9 @@ struct SkelDeleter {
 struct RingDeleter {
   void operator()(ring_buffer *rb) const { ring_buffer__free(rb); }
 };
+struct LinkDeleter {
+  void operator()(bpf_link *link) const { bpf_link__destroy(link); }
+};
 struct BtfDeleter {
   void operator()(btf *b) const { btf__free(b); }
 };
@@ -131,6 +134,8 @@ void copy_array(volatile T (&dst)[N], const std::vector<T> &src) {
 struct Tracer::Impl {
   std::unique_ptr<tcptrail_bpf, SkelDeleter> skel;
   std::unique_ptr<ring_buffer, RingDeleter> ring;
+  // History mode: the socket storage iterator (dump_open_conns).
+  std::unique_ptr<bpf_link, LinkDeleter> open_conns;
   EventSink *sink = nullptr;
   int handled = 0;
   std::uint64_t invalid = 0;
@@ -142,6 +147,8 @@ struct Tracer::Impl {
       self->sink->on_state(*st);
     } else if (auto *seg = std::get_if<tt_seg_event>(&rec)) {
       self->sink->on_segment(*seg);
+    } else if (auto *conn = std::get_if<tt_conn_event>(&rec)) {
+      self->sink->on_conn(*conn);
     } else {
       ++self->invalid;
       self->sink->on_invalid(std::get<Invalid>(rec).error);
@@ -191,7 +198,11 @@ int open_and_load(const TracerConfig &cfg,
   // tracepoints, nothing else loads.
   bpf_program *prog;
   bpf_object__for_each_program(prog, skel->obj) {
-    if (prog == skel->progs.seed_owners) {
+    if (prog == skel->progs.dump_open_conns) {
+      // History mode's dump of open connections (open_connections()).
+      bpf_program__set_autoload(prog, cfg.tracepoints && cfg.aggregate);
+      bpf_program__set_autoattach(prog, false);
+    } else if (prog == skel->progs.seed_owners) {
       // Part of tracing: run once after attach (see seed_owners()).
       bpf_program__set_autoload(prog, cfg.tracepoints);
       bpf_program__set_autoattach(prog, false);
@@ -234,6 +245,7 @@ int open_and_load(const TracerConfig &cfg,
   put_cidrs(ro->cfg_laddrs, f.laddrs);
   ro->cfg_n_raddrs = static_cast<__u32>(f.raddrs.size());
   put_cidrs(ro->cfg_raddrs, f.raddrs);
+  ro->cfg_aggregate = cfg.aggregate ? 1 : 0;
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
   // Each CPU signals after its share: at most wakeup_bytes wait unannounced.
@@ -294,6 +306,20 @@ Tracer Tracer::create(const TracerConfig &cfg) {
                 "run with --verbose for libbpf's log");
   if (cfg.tracepoints)
     seed_owners(skel);
+  if (cfg.tracepoints && cfg.aggregate) {
+    // Made now, while privileged; iterators are created from it later.
+    union bpf_iter_link_info linfo = {};
+    linfo.map.map_fd = static_cast<__u32>(bpf_map__fd(skel->maps.sock_infos));
+    DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+    opts.link_info = &linfo;
+    opts.link_info_len = sizeof(linfo);
+    impl->open_conns.reset(
+        bpf_program__attach_iter(skel->progs.dump_open_conns, &opts));
+    if (!impl->open_conns)
+      throw Error(fmt::format("attaching the socket storage iterator: {}",
+                              errno_text(errno)),
+                  "history needs Linux >= 5.9 (iter/bpf_sk_storage_map)");
+  }
 
   impl->ring.reset(ring_buffer__new(bpf_map__fd(skel->maps.events),
                                     &Impl::on_record, impl.get(), nullptr));
@@ -345,6 +371,44 @@ int Tracer::program_fd(const char *name) const {
   if (!prog || !bpf_program__autoload(prog))
     return -1;
   return bpf_program__fd(prog);
+}
+
+void Tracer::for_each_open_connection(void (*fn)(void *, const tt_conn_event &),
+                                      void *ctx) const {
+  if (!impl_->open_conns)
+    return;
+  const int fd = bpf_iter_create(bpf_link__fd(impl_->open_conns.get()));
+  if (fd < 0)
+    throw Error(fmt::format("creating the socket storage iterator: {}",
+                            errno_text(fd)));
+  // Records may straddle read() boundaries: keep the tail for the next one.
+  alignas(tt_conn_event) char buf[sizeof(tt_conn_event) * 64];
+  std::size_t have = 0;
+  for (;;) {
+    const ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      throw Error(fmt::format("reading the socket storage iterator: {}",
+                              errno_text(err)));
+    }
+    if (n == 0)
+      break;
+    have += static_cast<std::size_t>(n);
+    std::size_t off = 0;
+    for (; have - off >= sizeof(tt_conn_event); off += sizeof(tt_conn_event)) {
+      Record rec = decode(buf + off, sizeof(tt_conn_event));
+      if (auto *conn = std::get_if<tt_conn_event>(&rec))
+        fn(ctx, *conn);
+      else
+        ++impl_->invalid;
+    }
+    std::memmove(buf, buf + off, have - off);
+    have -= off;
+  }
+  close(fd);
 }
 
 TracerStats Tracer::stats() const {

@@ -16,6 +16,8 @@ public:
   virtual ~EventSink() = default;
   virtual void on_state(const tt_state_event &ev) = 0;
   virtual void on_segment(const tt_seg_event &ev) = 0;
+  // A connection's aggregated path (TracerConfig::aggregate only).
+  virtual void on_conn(const tt_conn_event &) {}
   // A record that failed validation (never expected; counted and reported).
   virtual void on_invalid(DecodeError) {}
 };
@@ -28,6 +30,11 @@ struct TracerConfig {
   bool want_resets = true;
   // Wake the consumer only once this many bytes wait (0: every record).
   std::uint64_t wakeup_bytes = 1u << 20;
+  // History mode: the kernel keeps each socket's path and sends one
+  // tt_conn_event per connection (on_conn) instead of its transitions; RSTs
+  // after the end still arrive as segments, retransmits not at all
+  // (tcp_sock.total_retrans counts them). open_connections() dumps the rest.
+  bool aggregate = false;
   // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
   bool tracepoints = true;
   // Load the iterator programs (bpf/iter.bpf.c). They are never attached by
@@ -63,6 +70,17 @@ public:
   int drain(EventSink &sink);
 
   TracerStats stats() const;
+
+  // History mode: the connections still open (records without TT_CF_ENDED),
+  // passed one by one to `fn`, from the socket storage iterator. Works after
+  // capabilities are dropped: the iterator link is made at create().
+  template <typename Fn> void open_connections(Fn &&fn) const {
+    for_each_open_connection(
+        [](void *ctx, const tt_conn_event &ev) { (*static_cast<Fn *>(ctx))(ev); },
+        &fn);
+  }
+  void for_each_open_connection(void (*fn)(void *, const tt_conn_event &),
+                                void *ctx) const;
 
   // The fd of a loaded program, by its function name ("dump_tcp"), or -1
   // when it is not loaded. For user/bpf/iter.h.

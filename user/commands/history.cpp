@@ -1,6 +1,7 @@
 // tcptrail history: the life story of every connection, one record each.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <vector>
 
@@ -21,10 +22,31 @@ public:
   void on_segment(const tt_seg_event &ev) override {
     assembler_.on_segment(ev);
   }
+  void on_conn(const tt_conn_event &ev) override {
+    assembler_.on_connection(ev);
+  }
 
 private:
   HistoryAssembler &assembler_;
 };
+
+// The connections still open, which the kernel keeps (history mode): one
+// record each, ordered by first step like HistoryAssembler::snapshot_open().
+void append_open(const Tracer &tracer, HistoryAssembler &scratch,
+                 std::vector<ConnectionRecord> &out) {
+  const std::size_t first = out.size();
+  tracer.open_connections([&](const tt_conn_event &ev) {
+    ConnectionRecord rec = scratch.open_record(ev);
+    if (!rec.path.empty())
+      out.push_back(std::move(rec));
+  });
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+            [](const ConnectionRecord &a, const ConnectionRecord &b) {
+              const std::uint64_t ta = a.path.front().enter_ns;
+              const std::uint64_t tb = b.path.front().enter_ns;
+              return ta != tb ? ta < tb : a.cookie < b.cookie;
+            });
+}
 
 } // namespace
 
@@ -34,6 +56,8 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
   auto formatter = make_history_formatter(out_opts, history.show_seq);
   Output out(STDOUT_FILENO);
   HistoryAssembler assembler(history.max_conns);
+  HistoryAssembler scratch(1);
+  const Tracer *tracer = nullptr;
   HistorySink sink(assembler);
   std::vector<ConnectionRecord> records;
   std::uint64_t printed = 0;
@@ -69,10 +93,12 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
                  "some histories are incomplete\n",
                  static_cast<unsigned long long>(n));
   };
+  hooks.after_attach = [&](Tracer &t) { tracer = &t; };
   hooks.on_tick = [&](std::uint64_t now) {
     assembler.advance(now, records);
     if (next_interval && now >= next_interval) {
       assembler.snapshot_open(records);
+      append_open(*tracer, scratch, records);
       next_interval = now + history.interval_ns;
       report_evictions();
     }
@@ -80,9 +106,18 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
     return !out.closed() && !(opts.count && printed >= opts.count);
   };
 
+  hooks.at_end = [&](Tracer &t) {
+    assembler.flush_all(records);
+    append_open(t, scratch, records);
+    emit();
+  };
+
+  TracerConfig cfg = make_tracer_config(opts);
+  cfg.aggregate = true;
   formatter->header(out.buf());
-  run_session(opts, make_tracer_config(opts), sink, hooks);
-  assembler.flush_all(records);
+  run_session(opts, cfg, sink, hooks);
+  tracer = nullptr;
+  assembler.flush_all(records); // --exit-after-attach: nothing, normally
   emit();
   report_evictions();
   return 0;

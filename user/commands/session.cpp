@@ -97,6 +97,8 @@ TracerStats run_session(const CommonOptions &opts, const TracerConfig &cfg,
     if (hooks.on_tick && !hooks.on_tick(monotonic_ns()))
       break;
   check_loss();
+  if (hooks.at_end)
+    hooks.at_end(tracer);
   return tracer.stats();
 }
 

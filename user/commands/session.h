@@ -24,6 +24,9 @@ struct SessionHooks {
   std::function<void(Tracer &)> after_attach;
   // Called after every poll with the monotonic time; return false to stop.
   std::function<bool(std::uint64_t now_ns)> on_tick;
+  // Called once at the end, after the final drain, while the tracer (and
+  // its programs) still exist.
+  std::function<void(Tracer &)> at_end;
 };
 
 TracerConfig make_tracer_config(const CommonOptions &opts);

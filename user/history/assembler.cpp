@@ -27,6 +27,7 @@ enum : std::uint16_t {
   kEnded = 1U << 5,    // on the ended list
   kListener = 1U << 6, // entered LISTEN
   kAcceptCounted = 1U << 7,
+  kAcceptUnknown = 1U << 8, // listener: the kernel did not count its children
 };
 
 // splitmix64's finalizer: cookies are sequential, the index needs spread.
@@ -372,7 +373,8 @@ void HistoryAssembler::on_state(const tt_state_event &ev) {
 }
 
 void HistoryAssembler::count_accept(Conn &child) {
-  if ((child.flags & (kPassive | kListener | kAcceptCounted)) != kPassive ||
+  if (kernel_accepts_ ||
+      (child.flags & (kPassive | kListener | kAcceptCounted)) != kPassive ||
       !child.has_state(st(TcpState::Established)))
     return;
   child.flags |= kAcceptCounted;
@@ -381,6 +383,72 @@ void HistoryAssembler::count_accept(Conn &child) {
     return;
   saturating_inc(at(it->second).accepted);
   touch(it->second);
+}
+
+void HistoryAssembler::on_connection(const tt_conn_event &ev) {
+  kernel_accepts_ = true;
+  const std::size_t n = std::min<std::size_t>(ev.n_steps, TT_CONN_MAX_STEPS);
+  if (n == 0)
+    return;
+  constexpr std::uint8_t kConnFlags = TT_F_ACTIVE | TT_F_PASSIVE | TT_F_OWNER |
+                                      TT_F_ISN_LOCAL | TT_F_ISN_REMOTE;
+  for (std::size_t i = 0; i < n; ++i) {
+    const tt_conn_step &step = ev.steps[i];
+    const bool last = i + 1 == n;
+    tt_state_event se{};
+    se.hdr = ev.hdr;
+    se.hdr.kind = TT_KIND_STATE;
+    se.hdr.size = sizeof(se);
+    se.hdr.ts_ns = step.ts_ns;
+    se.sk = ev.sk;
+    se.snd_una = step.snd_una;
+    se.snd_nxt = step.snd_nxt;
+    se.rcv_nxt = step.rcv_nxt;
+    se.isn_local = ev.isn_local;
+    se.isn_remote = ev.isn_remote;
+    se.old_state = step.old_state;
+    se.new_state = step.new_state;
+    se.detail = step.detail;
+    se.flags = static_cast<std::uint8_t>((step.flags & ~kConnFlags) |
+                                         (ev.flags & kConnFlags));
+    if (last) { // the counters only grow: the last values are the ones
+      se.bytes_acked = ev.bytes_acked;
+      se.bytes_received = ev.bytes_received;
+      se.total_retrans = ev.total_retrans;
+      se.error = ev.error;
+    }
+    on_state(se);
+  }
+  const std::uint32_t idx = find(ev.hdr.cookie);
+  if (idx == kNone) // evicted at once (max_conns)
+    return;
+  Conn &c = at(idx);
+  c.resets_sent = static_cast<std::uint16_t>(c.resets_sent + ev.resets_sent);
+  c.resets_received =
+      static_cast<std::uint16_t>(c.resets_received + ev.resets_received);
+  c.steps_dropped = static_cast<std::uint8_t>(
+      std::min(0xff, c.steps_dropped + ev.steps_dropped));
+  if (c.flags & kListener) {
+    c.accepted = ev.accepted;
+    if (!(ev.conn_flags & TT_CF_ACCEPTED))
+      c.flags |= kAcceptUnknown;
+  }
+}
+
+ConnectionRecord HistoryAssembler::open_record(const tt_conn_event &ev) {
+  // A cookie tracked already (not expected: open connections are not sent
+  // on the ring in history mode) is left alone.
+  if (find(ev.hdr.cookie) != kNone) {
+    HistoryAssembler scratch(1, grace_ns_);
+    return scratch.open_record(ev);
+  }
+  on_connection(ev);
+  const std::uint32_t idx = find(ev.hdr.cookie);
+  if (idx == kNone)
+    return ConnectionRecord{};
+  ConnectionRecord rec = make_record(at(idx), true);
+  release(idx);
+  return rec;
 }
 
 void HistoryAssembler::on_segment(const tt_seg_event &ev) {
@@ -499,7 +567,7 @@ ConnectionRecord HistoryAssembler::make_record(const Conn &c, bool open) const {
   r.role = c.flags & kActive                  ? ConnRole::Active
            : c.flags & (kPassive | kListener) ? ConnRole::Passive
                                               : ConnRole::Unknown;
-  if (r.listener && born)
+  if (r.listener && born && !(c.flags & kAcceptUnknown))
     r.accepted = c.accepted;
   if (c.flags & kIsnLocal)
     r.isn_local = c.isn_local;

@@ -75,6 +75,17 @@ public:
   // cookie is not tracked (no state event seen for it).
   void on_segment(const tt_seg_event &ev);
 
+  // A connection's path aggregated in the kernel (history mode, TT_KIND_CONN):
+  // its steps go through on_state() in order, then the counters the record
+  // carries (resets, dropped steps, a listener's accepted children) are set.
+  // Once one has been seen, listeners' accepted counts come from the kernel
+  // only: children are no longer counted here.
+  void on_connection(const tt_conn_event &ev);
+  // The record of a connection still open (no TT_CF_ENDED), as
+  // snapshot_open() would make it, without tracking it: for the kernel's dump
+  // of open connections. Uses this assembler as scratch space.
+  ConnectionRecord open_record(const tt_conn_event &ev);
+
   // Appends the connections that ended at least grace_ns before now_ns
   // (same clock as hdr.ts_ns), in the order they ended, and forgets them.
   void advance(std::uint64_t now_ns, std::vector<ConnectionRecord> &finished);
@@ -141,6 +152,7 @@ private:
   std::vector<ConnectionRecord> ready_; // emitted early, by next advance()
   std::uint64_t evicted_ = 0;
   std::uint64_t unmatched_segments_ = 0;
+  bool kernel_accepts_ = false; // on_connection() seen: see there
 };
 
 } // namespace tcptrail
