@@ -89,7 +89,7 @@ struct {
 struct sock_info {
 	__u64 state_ts;   /* bpf_ktime_get_ns() when `state` was entered */
 	__u32 pid;        /* owner tgid (TT_F_OWNER) */
-	__u32 netns;      /* network namespace inode, 0 until first read */
+	__u32 _pad32;
 	__u32 isn_local;  /* TT_F_ISN_LOCAL */
 	__u32 isn_remote; /* TT_F_ISN_REMOTE */
 	__u16 lport;      /* last non-zero local port (see remember_lport) */

@@ -53,25 +53,6 @@ static __always_inline bool fill_tuple(struct tt_sock *s, const struct sock_comm
 }
 
 /*
- * The socket's network namespace, kept in its storage after the first read:
- * the inode number shares a cache line with the namespace's reference count,
- * which every socket's creation and destruction writes, so reading it costs a
- * cache miss most of the time. A socket never changes namespace, and a child
- * inherits its listener's with the storage.
- */
-static __always_inline __u32 sock_netns(const struct sock_common *skc, struct sock_info *info)
-{
-	__u32 inum;
-
-	if (info && info->netns)
-		return info->netns;
-	inum = net_inum(skc->skc_net.net);
-	if (info)
-		info->netns = inum;
-	return inum;
-}
-
-/*
  * The socket's cookie. The kernel makes it on first use and keeps it in
  * sk_cookie: read it there, call the helper (which makes it) only once.
  */

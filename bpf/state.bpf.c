@@ -82,7 +82,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 
 	if (!tp) /* not TCP, or not a full socket */
 		return 0;
-	if (!fill_addrs(&s, &sk->__sk_common))
+	if (!fill_tuple(&s, &sk->__sk_common))
 		return 0;
 	now = bpf_ktime_get_ns();
 	current_task(&s.cpu_pid, s.cpu_comm);
@@ -117,7 +117,6 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		}
 	}
 
-	s.netns = sock_netns(&sk->__sk_common, info);
 	if (info) {
 		if (new != TCP_SYN_SENT)
 			remember_lport(&s, info);

@@ -6,7 +6,8 @@
 # programs the tracer's pid holds attached, from `bpftool perf show`, then
 # `bpftool prog show id N --json`), runs a loadgen storm, reads them again,
 # and reports the difference: runs, ns and average ns per run. tcptrail's
-# programs are named handle_*. The peer (bpftrace tcpstates script) is
+# programs are named handle_*; they run in `trace` mode (a record per
+# transition) and in `history` mode (aggregated: a record per connection). The peer (bpftrace tcpstates script) is
 # measured the same way for comparison.
 #
 # Usage: kernel-cost.sh [--tcptrail PATH] [--loadgen PATH] [--duration S]
@@ -85,6 +86,8 @@ EOF
 
 if tcptrail_has trace; then
   measure tcptrail "$TCPTRAIL" trace --format json
+  # History mode aggregates in the kernel: one record per connection.
+  measure tcptrail-hist "$TCPTRAIL" history --format json
 else
   log "tcptrail: skipped: not available ($TCPTRAIL)"
 fi
