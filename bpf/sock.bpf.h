@@ -21,7 +21,7 @@ static __always_inline void stat_inc(__u64 *counter)
  * BTF pointer from a tp_btf argument: direct loads (CO-RE relocated, fault
  * tolerant) cost far less than a bpf_probe_read_kernel() per field.
  */
-static __always_inline bool fill_addrs(struct tt_sock *s, const struct sock_common *skc)
+static __always_inline bool fill_tuple(struct tt_sock *s, const struct sock_common *skc)
 {
 	__u16 family = skc->skc_family;
 
@@ -40,14 +40,6 @@ static __always_inline bool fill_addrs(struct tt_sock *s, const struct sock_comm
 	}
 	s->lport = skc->skc_num;
 	s->rport = bpf_ntohs(skc->skc_dport);
-	return true;
-}
-
-/* fill_addrs() and the network namespace. */
-static __always_inline bool fill_tuple(struct tt_sock *s, const struct sock_common *skc)
-{
-	if (!fill_addrs(s, skc))
-		return false;
 	s->netns = net_inum(skc->skc_net.net);
 	return true;
 }

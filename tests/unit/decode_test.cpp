@@ -72,6 +72,21 @@ TEST(DecodeTest, RetransmitAndResetEvents) {
   }
 }
 
+TEST(DecodeTest, ConnectionEvent) {
+  tt_conn_event ev{};
+  ev.hdr.kind = TT_KIND_CONN;
+  ev.hdr.size = sizeof(ev);
+  ev.hdr.cookie = 7;
+  ev.n_steps = 2;
+  ev.steps[1].new_state = 1;
+  const Record r = decode_exact(ev, sizeof(ev));
+  ASSERT_TRUE(std::holds_alternative<tt_conn_event>(r));
+  EXPECT_EQ(std::memcmp(&std::get<tt_conn_event>(r), &ev, sizeof(ev)), 0);
+  // A state event's length with the connection kind is refused.
+  EXPECT_TRUE(std::holds_alternative<Invalid>(
+      decode_exact(ev, sizeof(tt_state_event))));
+}
+
 TEST(DecodeTest, UnalignedInput) {
   const tt_state_event ev = make_state();
   alignas(8) unsigned char buf[sizeof(ev) + 1];
