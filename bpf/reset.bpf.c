@@ -64,16 +64,15 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 	if (tp) {
 		info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
 		if (info) {
+			info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
 			if (cfg_aggregate && info->n_steps) {
 				/* History mode: counted into the connection's record. */
 				if (what == TT_RESET_SENT)
 					info->resets_sent++;
 				else
 					info->resets_received++;
-				info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
 				return 0;
 			}
-			info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
 			remember_lport(s, info);
 			if (state == TCP_SYN_SENT && tp->snd_nxt) { /* the SYN's seq */
 				info->isn_local = tp->snd_nxt - 1;

@@ -1,7 +1,6 @@
 // tcptrail history: the life story of every connection, one record each.
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <vector>
 
@@ -40,12 +39,7 @@ void append_open(const Tracer &tracer, HistoryAssembler &scratch,
     if (!rec.path.empty())
       out.push_back(std::move(rec));
   });
-  std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
-            [](const ConnectionRecord &a, const ConnectionRecord &b) {
-              const std::uint64_t ta = a.path.front().enter_ns;
-              const std::uint64_t tb = b.path.front().enter_ns;
-              return ta != tb ? ta < tb : a.cookie < b.cookie;
-            });
+  HistoryAssembler::order_open(out, first);
 }
 
 } // namespace

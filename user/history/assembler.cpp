@@ -497,6 +497,11 @@ void HistoryAssembler::snapshot_open(std::vector<ConnectionRecord> &out) const {
   const std::size_t first = out.size();
   for (std::uint32_t idx = lru_head_; idx != kNone; idx = at(idx).next)
     out.push_back(make_record(at(idx), true));
+  order_open(out, first);
+}
+
+void HistoryAssembler::order_open(std::vector<ConnectionRecord> &out,
+                                  std::size_t first) {
   std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
             [](const ConnectionRecord &a, const ConnectionRecord &b) {
               const std::uint64_t ta = a.path.front().enter_ns;

@@ -92,6 +92,9 @@ public:
   // Appends a record (end Open) for every connection still open, ordered by
   // first step, without forgetting them.
   void snapshot_open(std::vector<ConnectionRecord> &out) const;
+  // Sorts out[first..] as snapshot_open() orders open connections: by first
+  // step, then cookie.
+  static void order_open(std::vector<ConnectionRecord> &out, std::size_t first);
   // Appends everything, ended connections first (grace not waited for),
   // then the open ones (end Open), and forgets them all.
   void flush_all(std::vector<ConnectionRecord> &out);
