@@ -40,7 +40,7 @@ static __always_inline bool fill_tuple(struct tt_sock *s, const struct sock_comm
 	}
 	s->lport = skc->skc_num;
 	s->rport = bpf_ntohs(skc->skc_dport);
-	s->netns = net_inum(skc->skc_net.net);
+	s->netns = net_inum_cached(skc->skc_net.net);
 	return true;
 }
 
