@@ -2,6 +2,7 @@
 // by owning process. Existing sockets are enumerated at start with BPF
 // iterators (pre-existing, aged by a proven lower bound); live transitions
 // then time new ones exactly and drop those that leave the state.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -154,9 +155,14 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks) {
   hooks.after_attach = [&](Tracer &tracer) {
     // Attached first, enumerated second: a socket that changes state in
     // between is in both, and its event (exact) wins.
-    std::vector<SocketRow> rows = enumerate(tracer);
-    std::erase_if(rows, [&](const SocketRow &r) { return !keep_row(r); });
-    tracker.enumerate(rows);
+    {
+      std::vector<SocketRow> rows = enumerate(tracer);
+      std::erase_if(rows, [&](const SocketRow &r) { return !keep_row(r); });
+      tracker.enumerate(rows);
+    }
+    // Every socket of the host passed through here, and only the watched
+    // ones stay: give the rest back (19 -> 13 MB RSS after 131,000 sockets).
+    malloc_trim(0);
   };
   hooks.on_lost = [&](std::uint64_t n) {
     std::fprintf(stderr,
