@@ -109,8 +109,7 @@ static __always_inline void conn_fill(struct tt_conn_event *ev, const struct tt_
 	ev->resets_received = info->resets_received;
 	ev->n_steps = n;
 	ev->steps_dropped = info->steps_dropped;
-	ev->flags = info->flags & (TT_F_ACTIVE | TT_F_PASSIVE | TT_F_OWNER | TT_F_ISN_LOCAL |
-				   TT_F_ISN_REMOTE);
+	ev->flags = info->flags & TT_F_CONN_MASK;
 	ev->conn_flags = 0;
 	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
 	/* Constant offsets only: the iterator's value is a PTR_TO_BUF. */

@@ -170,8 +170,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	if (info) {
 		info->state = new;
 		info->state_ts = now;
-		flags |= info->flags & (TT_F_ISN_LOCAL | TT_F_ISN_REMOTE | TT_F_ACTIVE |
-					TT_F_PASSIVE | TT_F_OWNER);
+		flags |= info->flags & TT_F_CONN_MASK;
 	}
 	if (sock_flag_dead(sk))
 		flags |= TT_F_ORPHAN;

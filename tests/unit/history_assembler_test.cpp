@@ -880,8 +880,6 @@ tt_conn_event aggregate(std::vector<tt_state_event> evs, bool ended) {
                    [](const tt_state_event &a, const tt_state_event &b) {
                      return a.hdr.ts_ns < b.hdr.ts_ns;
                    });
-  constexpr std::uint8_t kConnFlags = TT_F_ACTIVE | TT_F_PASSIVE | TT_F_OWNER |
-                                      TT_F_ISN_LOCAL | TT_F_ISN_REMOTE;
   const tt_state_event &last = evs.back();
   tt_conn_event c{};
   c.hdr = last.hdr;
@@ -891,7 +889,7 @@ tt_conn_event aggregate(std::vector<tt_state_event> evs, bool ended) {
   for (const tt_state_event &ev : evs) {
     if (ev.sk.lport)
       c.sk.lport = ev.sk.lport;
-    c.flags |= ev.flags & kConnFlags;
+    c.flags |= ev.flags & TT_F_CONN_MASK;
     if (ev.flags & TT_F_ISN_LOCAL)
       c.isn_local = ev.isn_local;
     if (ev.flags & TT_F_ISN_REMOTE)
@@ -908,7 +906,7 @@ tt_conn_event aggregate(std::vector<tt_state_event> evs, bool ended) {
     s.rcv_nxt = ev.rcv_nxt;
     s.old_state = ev.old_state;
     s.new_state = ev.new_state;
-    s.flags = ev.flags & ~kConnFlags;
+    s.flags = ev.flags & ~TT_F_CONN_MASK;
     s.detail = ev.detail;
   }
   c.bytes_acked = last.bytes_acked;

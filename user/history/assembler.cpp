@@ -390,8 +390,6 @@ void HistoryAssembler::on_connection(const tt_conn_event &ev) {
   const std::size_t n = std::min<std::size_t>(ev.n_steps, TT_CONN_MAX_STEPS);
   if (n == 0)
     return;
-  constexpr std::uint8_t kConnFlags = TT_F_ACTIVE | TT_F_PASSIVE | TT_F_OWNER |
-                                      TT_F_ISN_LOCAL | TT_F_ISN_REMOTE;
   for (std::size_t i = 0; i < n; ++i) {
     const tt_conn_step &step = ev.steps[i];
     const bool last = i + 1 == n;
@@ -409,8 +407,8 @@ void HistoryAssembler::on_connection(const tt_conn_event &ev) {
     se.old_state = step.old_state;
     se.new_state = step.new_state;
     se.detail = step.detail;
-    se.flags = static_cast<std::uint8_t>((step.flags & ~kConnFlags) |
-                                         (ev.flags & kConnFlags));
+    se.flags = static_cast<std::uint8_t>((step.flags & ~TT_F_CONN_MASK) |
+                                         (ev.flags & TT_F_CONN_MASK));
     if (last) { // the counters only grow: the last values are the ones
       se.bytes_acked = ev.bytes_acked;
       se.bytes_received = ev.bytes_received;
