@@ -31,9 +31,10 @@ bench_extra_cleanup() { sysctl -qw kernel.bpf_stats_enabled="$old_stats"; }
 sysctl -qw kernel.bpf_stats_enabled=1
 
 src="$bench_dir/floor"
-arch_dir="$repo_root/bpf/vmlinux/$(uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')"
+arch=$(uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
+arch_dir="$repo_root/bpf/vmlinux/$arch"
 [[ -f $arch_dir/vmlinux.h ]] || die "no vmlinux.h for $(uname -m) in $repo_root/bpf/vmlinux"
-clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -I"$arch_dir" \
+clang -g -O2 -target bpf -D__TARGET_ARCH_"$arch" -I"$arch_dir" \
   -c "$src/floor.bpf.c" -o "$BENCH_TMP/floor.bpf.o" || die "clang failed"
 bpftool gen skeleton "$BENCH_TMP/floor.bpf.o" name floor_bpf >"$BENCH_TMP/floor.skel.h" ||
   die "bpftool gen skeleton failed"
