@@ -83,7 +83,8 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
   SessionHooks hooks;
   hooks.on_lost = [&](std::uint64_t n) {
     std::fprintf(stderr,
-                 "tcptrail: warning: %llu events lost (ring buffer full): "
+                 "tcptrail: warning: %llu events lost (ring buffer full, or "
+                 "skipped as nested runs on a busy CPU): "
                  "some histories are incomplete\n",
                  static_cast<unsigned long long>(n));
   };

@@ -166,7 +166,8 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks) {
   };
   hooks.on_lost = [&](std::uint64_t n) {
     std::fprintf(stderr,
-                 "tcptrail: warning: %llu events lost (ring buffer full); "
+                 "tcptrail: warning: %llu events lost (ring buffer full, or "
+                 "skipped as nested runs on a busy CPU); "
                  "sockets may be missing or reported late\n",
                  static_cast<unsigned long long>(n));
   };

@@ -17,7 +17,8 @@ inline constexpr int kPollIntervalMs = 50;
 inline constexpr std::uint64_t kLossCheckNs = 250'000'000;
 
 struct SessionHooks {
-  // Called with the number of newly lost records (ring buffer full).
+  // Called with the number of newly lost records (ring buffer full, or
+  // nested runs the kernel skipped).
   std::function<void(std::uint64_t)> on_lost;
   // Called once attached, before capabilities are dropped: the last chance
   // for privileged setup (e.g. enumerating sockets in other namespaces).

@@ -66,8 +66,9 @@ int run_trace(const CommonOptions &opts) {
     if (opts.format == Format::Table) {
       out.flush();
       std::fprintf(stderr,
-                   "tcptrail: warning: %llu events lost (ring buffer full; "
-                   "try a larger --ringbuf-size or narrower filters)\n",
+                   "tcptrail: warning: %llu events lost (ring buffer full, "
+                   "or skipped as nested runs on a busy CPU; try a larger "
+                   "--ringbuf-size or narrower filters)\n",
                    static_cast<unsigned long long>(n));
     } else {
       formatter->lost(out.buf(), n);
