@@ -35,7 +35,8 @@
 #define TT_F_ORPHAN (1U << 7)     /* no file refers to it (closed by app) */
 /* The flags that describe the connection rather than one transition: a
  * tt_conn_event's flags, and what each replayed step inherits. */
-#define TT_F_CONN_MASK (TT_F_ACTIVE | TT_F_PASSIVE | TT_F_OWNER | TT_F_ISN_LOCAL | TT_F_ISN_REMOTE)
+#define TT_F_CONN_MASK \
+	(TT_F_ACTIVE | TT_F_PASSIVE | TT_F_OWNER | TT_F_ISN_LOCAL | TT_F_ISN_REMOTE)
 
 /* tt_state_event.detail: why a socket left for CLOSE / TIME_WAIT */
 #define TT_DETAIL_NONE 0
