@@ -99,22 +99,24 @@ start_tracer() {
   STARTED_PIDS+=("$TRACER_PID")
 }
 
-# wait_ready PID LOG [TIMEOUT_S]: until the tracer has attached to
+# wait_ready PID LOG [TIMEOUT_S] [line]: until the tracer has attached to
 # sock:inet_sock_set_state. What counts as ready:
-#   - tcptrail prints "tcptrail: ready" on stderr after attaching every program;
-#   - otherwise (bpftrace, older tcptrail): `bpftool perf show` lists an
+#   - tcptrail prints "tcptrail: ready" on stderr after attaching every program
+#     and after its start-up work (leaks enumerates every socket);
+#   - otherwise, unless the 4th argument is "line" (bpftrace, older
+#     tcptrail): `bpftool perf show` lists an
 #     attachment of inet_sock_set_state held by PID (raw_tracepoint link for
 #     tp_btf programs, perf event for bpftrace's tracepoint probes). bpftrace
 #     attaches all probes before it runs BEGIN, and a program is attached as
 #     soon as bpftool lists its fd, so no grace period is added.
 # Polls every 5 ms. Fails if the tracer exits or the timeout passes.
 wait_ready() {
-  local pid=$1 log_file=$2 timeout=${3:-60}
+  local pid=$1 log_file=$2 timeout=${3:-60} line_only=${4:-}
   local deadline=$((SECONDS + timeout))
   while ((SECONDS < deadline)); do
     kill -0 "$pid" 2>/dev/null || return 1
     grep -q '^tcptrail: ready' "$log_file" 2>/dev/null && return 0
-    if bpftool perf show 2>/dev/null |
+    if [[ $line_only != line ]] && bpftool perf show 2>/dev/null |
       grep -E "^pid $pid +fd [0-9]+: .*inet_sock_set_state" >/dev/null; then
       return 0
     fi
