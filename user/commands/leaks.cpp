@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -23,6 +24,8 @@ namespace tcptrail {
 namespace {
 
 constexpr int kExitFound = 3;
+// Tracked sockets a drop must start from before memory is given back.
+constexpr std::size_t kTrimAfterSockets = 10'000;
 
 class LeaksSink final : public EventSink {
 public:
@@ -171,10 +174,19 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks) {
                  "sockets may be missing or reported late\n",
                  static_cast<unsigned long long>(n));
   };
+  std::size_t tracked_peak = 0;
   hooks.on_tick = [&](std::uint64_t now) {
+    const std::size_t n = tracker.tracked().size();
+    tracked_peak = std::max(tracked_peak, n);
     if (now >= next_report) {
       reporter.report(tracker);
       next_report = now + leaks.interval_ns;
+      // A close burst passes many sockets through CLOSE_WAIT for a moment;
+      // once most have left, give their memory back.
+      if (tracked_peak >= kTrimAfterSockets && n < tracked_peak / 2) {
+        malloc_trim(0);
+        tracked_peak = n;
+      }
     }
     return !out.closed();
   };
