@@ -16,6 +16,7 @@ NETNS=""
 NETNS_INODE=""
 BENCH_TMP=""
 declare -a STARTED_PIDS=()
+declare -A READY_LINE_PIDS=() # tracers whose ready line wait_ready waits for
 
 log() { printf '%s\n' "$*" >&2; }
 die() {
@@ -90,33 +91,36 @@ json_get() {
 # start_tracer LOG CMD... : starts CMD with stdout to /dev/null (or to
 # $TRACER_OUT), stderr to LOG, SIGINT at its default disposition (a
 # non-interactive shell starts background jobs with SIGINT ignored); sets
-# TRACER_PID.
+# TRACER_PID. When CMD is $TCPTRAIL, wait_ready waits for its ready line.
 start_tracer() {
   local log_file=$1
   shift
   env --default-signal=INT "$@" >"${TRACER_OUT:-/dev/null}" 2>"$log_file" &
   TRACER_PID=$!
   STARTED_PIDS+=("$TRACER_PID")
+  [[ $1 == "$TCPTRAIL" ]] && READY_LINE_PIDS[$TRACER_PID]=1
+  return 0
 }
 
-# wait_ready PID LOG [TIMEOUT_S] [line]: until the tracer has attached to
+# wait_ready PID LOG [TIMEOUT_S]: until the tracer has attached to
 # sock:inet_sock_set_state. What counts as ready:
-#   - tcptrail prints "tcptrail: ready" on stderr after attaching every program
-#     and after its start-up work (leaks enumerates every socket);
-#   - otherwise, unless the 4th argument is "line" (bpftrace, older
-#     tcptrail): `bpftool perf show` lists an
+#   - tcptrail ($TCPTRAIL, see start_tracer) prints "tcptrail: ready" on
+#     stderr after attaching every program and after its start-up work
+#     (leaks enumerates every socket): only that line counts;
+#   - any other tracer (bpftrace, another tcptrail build): the ready line,
+#     or `bpftool perf show` listing an
 #     attachment of inet_sock_set_state held by PID (raw_tracepoint link for
 #     tp_btf programs, perf event for bpftrace's tracepoint probes). bpftrace
 #     attaches all probes before it runs BEGIN, and a program is attached as
 #     soon as bpftool lists its fd, so no grace period is added.
 # Polls every 5 ms. Fails if the tracer exits or the timeout passes.
 wait_ready() {
-  local pid=$1 log_file=$2 timeout=${3:-60} line_only=${4:-}
+  local pid=$1 log_file=$2 timeout=${3:-60}
   local deadline=$((SECONDS + timeout))
   while ((SECONDS < deadline)); do
     kill -0 "$pid" 2>/dev/null || return 1
     grep -q '^tcptrail: ready' "$log_file" 2>/dev/null && return 0
-    if [[ $line_only != line ]] && bpftool perf show 2>/dev/null |
+    if [[ -z ${READY_LINE_PIDS[$pid]:-} ]] && bpftool perf show 2>/dev/null |
       grep -E "^pid $pid +fd [0-9]+: .*inet_sock_set_state" >/dev/null; then
       return 0
     fi

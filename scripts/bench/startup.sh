@@ -137,9 +137,9 @@ if tcptrail_has trace; then
       fi
       log_file="$BENCH_TMP/$sub.log"
       start_tracer "$log_file" "$TCPTRAIL" "$sub"
-      # The ready line, not the attachment: leaks enumerates every socket
-      # between the two, and that memory belongs in the "before" figure.
-      wait_ready "$TRACER_PID" "$log_file" 120 line || { stop_tracer "$TRACER_PID"; continue; }
+      # Ready after its enumeration of every socket: that memory belongs in
+      # the "before" figure.
+      wait_ready "$TRACER_PID" "$log_file" 120 || { stop_tracer "$TRACER_PID"; continue; }
       rss0=$(kib_of "$TRACER_PID" VmRSS)
       maps0=$(map_bytes "$TRACER_PID")
       errf="$BENCH_TMP/idle.err"
