@@ -3,6 +3,7 @@
 #ifndef TCPTRAIL_SOCK_BPF_H
 #define TCPTRAIL_SOCK_BPF_H
 
+#include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
 #include "core_fixes.bpf.h"
 

@@ -35,10 +35,11 @@ arch=$(uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 arch_dir="$repo_root/bpf/vmlinux/$arch"
 [[ -f $arch_dir/vmlinux.h ]] || die "no vmlinux.h for $(uname -m) in $repo_root/bpf/vmlinux"
 clang -g -O2 -target bpf -D__TARGET_ARCH_"$arch" -I"$arch_dir" \
+  -I"$repo_root/bpf" -I"$repo_root/include" \
   -c "$src/floor.bpf.c" -o "$BENCH_TMP/floor.bpf.o" || die "clang failed"
 bpftool gen skeleton "$BENCH_TMP/floor.bpf.o" name floor_bpf >"$BENCH_TMP/floor.skel.h" ||
   die "bpftool gen skeleton failed"
-cc -O2 -I"$BENCH_TMP" "$src/floor.c" -o "$BENCH_TMP/floor" -lbpf || die "cc failed"
+cc -O2 -I"$BENCH_TMP" -I"$repo_root/include" "$src/floor.c" -o "$BENCH_TMP/floor" -lbpf || die "cc failed"
 
 names=(empty clock clock+storage clock+hash ring-168B ring-104B ring-56B)
 stats() { # prog id -> "run_cnt run_time_ns"

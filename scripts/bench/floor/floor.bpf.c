@@ -7,6 +7,9 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+/* tcptrail's own maps and ring helpers: its storage value (sock_info), its
+ * ring (sized by floor.c as tcptrail sizes it) and its wake-up policy. */
+#include "sock.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -21,84 +24,38 @@ enum {
 };
 
 const volatile __u32 variant = V_EMPTY;
-/* Each CPU wakes the consumer after this many bytes (tcptrail: ring / 4 / CPUs). */
-const volatile __u64 wake_bytes = 512 << 10;
-
-struct value {
-	__u64 ts;
-	char rest[200]; /* tcptrail's sock_info is 208 bytes */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
-	__type(key, int);
-	__type(value, struct value);
-} storage SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1 << 17);
 	__type(key, __u64);
-	__type(value, struct value);
+	__type(value, struct sock_info);
 } hash SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20); /* tcptrail's default */
-} ring SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} unsignalled SEC(".maps");
-
-__u64 ring_fail = 0;
-static const struct value zero_value;
-
-/* As tcptrail's ring_submit(): a wake-up per wake_bytes per CPU. */
-static __always_inline void submit(void *rec, __u32 size)
-{
-	__u64 flags = BPF_RB_NO_WAKEUP, *pending;
-	__u32 zero = 0;
-
-	pending = bpf_map_lookup_elem(&unsignalled, &zero);
-	if (pending) {
-		*pending += size;
-		if (*pending >= wake_bytes) {
-			*pending = 0;
-			flags = BPF_RB_FORCE_WAKEUP;
-		}
-	}
-	bpf_ringbuf_submit(rec, flags);
-}
+static const struct sock_info zero_value;
 
 #define RECORD(size)                                                   \
 	do {                                                           \
-		char *rec = bpf_ringbuf_reserve(&ring, size, 0);       \
-		if (!rec) {                                            \
-			__sync_fetch_and_add(&ring_fail, 1);           \
+		char *rec = ring_reserve(size);                        \
+		if (!rec)                                              \
 			return 0;                                      \
-		}                                                      \
 		__builtin_memset(rec, 1, size);                        \
-		submit(rec, size);                                     \
+		ring_submit(rec, size);                                \
 	} while (0)
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(floor_state, struct sock *sk, int oldstate, int newstate)
 {
 	__u64 key = (__u64)sk;
-	struct value *v;
+	struct sock_info *v;
 
 	switch (variant) {
 	case V_CLOCK:
 		return bpf_ktime_get_ns() & 1;
 	case V_STORAGE:
-		v = bpf_sk_storage_get(&storage, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+		v = bpf_sk_storage_get(&sock_infos, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 		if (v)
-			v->ts = bpf_ktime_get_ns();
+			v->state_ts = bpf_ktime_get_ns();
 		return 0;
 	case V_HASH:
 		v = bpf_map_lookup_elem(&hash, &key);
@@ -107,7 +64,7 @@ int BPF_PROG(floor_state, struct sock *sk, int oldstate, int newstate)
 			v = bpf_map_lookup_elem(&hash, &key);
 		}
 		if (v)
-			v->ts = bpf_ktime_get_ns();
+			v->state_ts = bpf_ktime_get_ns();
 		if (newstate == TCP_CLOSE)
 			bpf_map_delete_elem(&hash, &key);
 		return 0;
