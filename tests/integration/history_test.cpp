@@ -309,12 +309,6 @@ TEST_F(HistoryTest, ResetByAbortingClient) {
   EXPECT_EQ(c["closed_first"], nullptr);
 }
 
-} // namespace
-} // namespace tcptrail::test
-
-namespace tcptrail::test {
-namespace {
-
 // Connections still open when history exits come from the kernel's socket
 // storage (bpf/history.bpf.c): both ends with their path so far, end
 // "open", and the listener with its accepted count.

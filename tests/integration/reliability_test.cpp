@@ -259,6 +259,19 @@ std::string join_lines(const std::vector<std::string> &lines) {
   return s;
 }
 
+// A tracer with stdout on /dev/full exits 1 within `timeout`, printing the
+// ready line and then one error: writing output failed with ENOSPC.
+void expect_full_disk_exit(Child &tracer, Duration timeout) {
+  auto code = tracer.wait_exit(timeout);
+  ASSERT_TRUE(code.has_value()) << "still running with stdout on /dev/full";
+  EXPECT_EQ(*code, 1);
+  const auto lines = tracer.stderr_lines();
+  ASSERT_EQ(lines.size(), 2u) << join_lines(lines);
+  EXPECT_EQ(lines[0], "tcptrail: ready");
+  EXPECT_EQ(lines[1],
+            "tcptrail: error: writing output: No space left on device");
+}
+
 bool starts_with(const std::string &s, const std::string &prefix) {
   return s.rfind(prefix, 0) == 0;
 }
@@ -605,14 +618,7 @@ TEST_F(ReliabilityTest, FullDiskFailsOnFirstEvent) {
       << "exited with nothing to write:\n"
       << tracer.stderr_text();
   connect_once(*net_);
-  auto code = tracer.wait_exit(kPromptExit + 1s);
-  ASSERT_TRUE(code.has_value()) << "still running with stdout on /dev/full";
-  EXPECT_EQ(*code, 1);
-  const auto lines = tracer.stderr_lines();
-  ASSERT_EQ(lines.size(), 2u) << join_lines(lines);
-  EXPECT_EQ(lines[0], "tcptrail: ready");
-  EXPECT_EQ(lines[1],
-            "tcptrail: error: writing output: No space left on device");
+  expect_full_disk_exit(tracer, kPromptExit + 1s);
 }
 
 // The table writes its header first: that write fails at once.
@@ -620,13 +626,7 @@ TEST_F(ReliabilityTest, FullDiskFailsOnTableHeader) {
   Child tracer(tracer_argv({"trace", "--netns", netns()}), Child::Out::DevFull);
   ASSERT_TRUE(tracer.wait_stderr_line("tcptrail: ready", kReadyTimeout))
       << tracer.stderr_text();
-  auto code = tracer.wait_exit(kPromptExit);
-  ASSERT_TRUE(code.has_value()) << "still running with stdout on /dev/full";
-  EXPECT_EQ(*code, 1);
-  const auto lines = tracer.stderr_lines();
-  ASSERT_EQ(lines.size(), 2u) << join_lines(lines);
-  EXPECT_EQ(lines[1],
-            "tcptrail: error: writing output: No space left on device");
+  expect_full_disk_exit(tracer, kPromptExit);
 }
 
 // The same during a connection storm: output piles up faster than the
@@ -640,13 +640,7 @@ TEST_F(ReliabilityTest, FullDiskFailsUnderLoad) {
   Child load({"ip", "netns", "exec", net_->name(Side::A), TCPTRAIL_LOADGEN,
               "-m", "client-first", "-t", "4", "-c", "16", "-d", "2"},
              Child::Out::DevNull);
-  auto code = tracer.wait_exit(kPromptExit + 1s);
-  ASSERT_TRUE(code.has_value()) << "still running with stdout on /dev/full";
-  EXPECT_EQ(*code, 1);
-  const auto lines = tracer.stderr_lines();
-  ASSERT_EQ(lines.size(), 2u) << join_lines(lines);
-  EXPECT_EQ(lines[1],
-            "tcptrail: error: writing output: No space left on device");
+  expect_full_disk_exit(tracer, kPromptExit + 1s);
   EXPECT_EQ(load.wait_exit(10s), std::optional<int>(0)) << load.stderr_text();
 }
 
