@@ -62,7 +62,7 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 	struct tt_seg_event *ev;
 
 	if (tp) {
-		info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
+		info = sock_info_peek(sk);
 		if (info) {
 			info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
 			if (cfg_aggregate && info->n_steps) {
@@ -102,7 +102,7 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 	ev->state = state;
 	ev->flags = info ? info->flags : 0;
 	ev->what = what;
-	ev->_pad0 = 0;
+	ev->stored = info != NULL;
 	ev->reason = reason;
 	ring_submit(ev, sizeof(*ev));
 	return 0;

@@ -22,7 +22,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	state = sk->__sk_common.skc_state;
 	bpf_probe_read_kernel(&seq, sizeof(seq), &((struct tcp_skb_cb *)skb->cb)->seq);
 
-	info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
+	info = sock_info_peek(sk);
 	if (info) {
 		if (state == TCP_SYN_SENT) { /* the SYN carries the ISN */
 			info->isn_local = seq;
@@ -51,7 +51,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	ev->state = state;
 	ev->flags = flags;
 	ev->what = state == TCP_SYN_SENT ? TT_RETRANS_SYN : TT_RETRANS_DATA;
-	ev->_pad0 = 0;
+	ev->stored = info != NULL;
 	ev->reason = 0;
 	ring_submit(ev, sizeof(*ev));
 	return 0;
@@ -71,7 +71,7 @@ int BPF_PROG(handle_tcp_retransmit_synack, const struct sock *sk, const struct r
 
 	if (cfg_no_retransmits || cfg_aggregate || !fill_tuple(&s, &req->__req_common))
 		return 0;
-	info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
+	info = sock_info_peek(sk);
 	fill_owner(&s, info);
 	if (!filter_pass(&s, TCP_NEW_SYN_RECV, TCP_NEW_SYN_RECV))
 		return 0;
@@ -91,7 +91,7 @@ int BPF_PROG(handle_tcp_retransmit_synack, const struct sock *sk, const struct r
 	ev->state = TCP_NEW_SYN_RECV;
 	ev->flags = TT_F_PASSIVE | TT_F_ISN_LOCAL | TT_F_ISN_REMOTE | (info ? info->flags & TT_F_OWNER : 0);
 	ev->what = TT_RETRANS_SYNACK;
-	ev->_pad0 = 0;
+	ev->stored = 1; /* a request socket: complete, nothing to remember */
 	ev->reason = 0;
 	ring_submit(ev, sizeof(*ev));
 	return 0;

@@ -87,6 +87,18 @@ static __always_inline void current_task(__u32 *tgid, char comm[TT_COMM_LEN])
 	((__u64 *)comm)[1] = *(const __u64 *)&t->comm[8];
 }
 
+/*
+ * The socket's storage if it has any, made never. Most sockets have no BPF
+ * storage at all in lazy mode: one load of sk_bpf_storage saves them the
+ * helper call.
+ */
+static __always_inline struct sock_info *sock_info_peek(const struct sock *sk)
+{
+	if (!sk->sk_bpf_storage)
+		return NULL;
+	return bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
+}
+
 /* The owner from socket storage, when known. */
 static __always_inline void copy_owner(struct tt_sock *s, const struct sock_info *info)
 {
@@ -191,6 +203,13 @@ static __always_inline bool filter_pass_states(const struct tt_sock *s, __u32 st
 		return false;
 	if (cfg_state_mask && !(cfg_state_mask & states))
 		return false;
+	/*
+	 * Lazy mode: a socket without storage may have an owner only user
+	 * space knows (SocketMemory); it checks pid and comm once it has
+	 * filled the owner in.
+	 */
+	if (cfg_lazy_storage && !s->pid)
+		goto owner_checked;
 	if (cfg_n_pids) {
 		bool found = false;
 
@@ -213,6 +232,7 @@ static __always_inline bool filter_pass_states(const struct tt_sock *s, __u32 st
 				break;
 		}
 	}
+owner_checked:
 	if (cfg_n_lports && !ports_match(cfg_lports, cfg_n_lports, s->lport))
 		return false;
 	if (cfg_n_rports && !ports_match(cfg_rports, cfg_n_rports, s->rport))

@@ -79,6 +79,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	__u8 flags = 0, detail = TT_DETAIL_NONE;
 	__u64 now, old_ns = 0;
 	__u16 err = 0;
+	bool create;
 
 	if (!tp) /* not TCP, or not a full socket */
 		return 0;
@@ -87,7 +88,10 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	now = bpf_ktime_get_ns();
 	current_task(&s.cpu_pid, s.cpu_comm);
 
-	info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	create = !cfg_lazy_storage || new == TCP_LISTEN;
+	info = create ? bpf_sk_storage_get(&sock_infos, (void *)sk, NULL,
+					   BPF_SK_STORAGE_GET_F_CREATE) :
+			sock_info_peek(sk);
 	if (!info) {
 		/*
 		 * The kernel adds no storage to a socket going away (sk_refcnt
@@ -95,7 +99,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		 * there is no later state to time. Anything else is a real
 		 * failure (memory), reported to the user.
 		 */
-		if (new != TCP_CLOSE)
+		if (create && new != TCP_CLOSE)
 			stat_inc(&stat_storage_fail);
 	} else if (new == TCP_SYN_RECV && old == TCP_LISTEN) {
 		/* A child accepted from a listener: its storage is a clone of
@@ -179,6 +183,12 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		return aggregate(sk, tp, info, &s, now, old, new, flags, detail, err);
 
 	copy_owner(&s, info);
+	if (!info && in_owner_context(old, new)) {
+		/* No storage to remember it in, but the owner is on the CPU. */
+		s.pid = s.cpu_pid;
+		__builtin_memcpy(s.comm, s.cpu_comm, sizeof(s.comm));
+		flags |= TT_F_OWNER;
+	}
 	if (!filter_pass(&s, old, new))
 		return 0;
 
@@ -201,8 +211,8 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	ev->new_state = new;
 	ev->flags = flags;
 	ev->detail = detail;
-	ev->_pad[0] = 0;
-	ev->_pad[1] = 0;
+	ev->stored = info != NULL;
+	ev->_pad = 0;
 	ring_submit(ev, sizeof(*ev));
 	return 0;
 }

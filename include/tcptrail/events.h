@@ -109,7 +109,8 @@ struct tt_state_event {
 	__u8 new_state;
 	__u8 flags;
 	__u8 detail; /* TT_DETAIL_* */
-	__u8 _pad[2];
+	__u8 stored; /* 1: the kernel keeps this socket's state (socket storage) */
+	__u8 _pad;
 };
 
 /* 144 bytes: TT_KIND_RETRANSMIT and TT_KIND_RESET. */
@@ -125,7 +126,7 @@ struct tt_seg_event {
 	__u8 state; /* socket state at the event */
 	__u8 flags;
 	__u8 what; /* TT_RETRANS_* or TT_RESET_* */
-	__u8 _pad0;
+	__u8 stored; /* as tt_state_event.stored */
 	__u32 reason; /* kernel's sk_rst_reason for RST sent, else 0 */
 };
 

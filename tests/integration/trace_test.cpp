@@ -597,6 +597,48 @@ TEST_F(TraceFilterTest, RemotePort) {
   EXPECT_EQ(all_cookies(events), std::set<std::uint64_t>{cookie});
 }
 
+// A client's socket has no socket storage in trace mode: the kernel names
+// its owner only at connect() and close(); user space names it for the rest
+// (SocketMemory) and applies --comm then. Every transition must show, with
+// the owner, and none of the other client's.
+TEST_F(TraceFilterTest, CommOfAClientWhoseSocketHasNoStorage) {
+  const auto addr = TestNet::addr4(Side::B);
+  const auto caddr = TestNet::addr4(Side::A);
+  TracerProcess ta(json_args(Side::A, {"--comm", "tt-cli-one"}));
+  TT_START_TRACER(ta);
+  Server srv(*net_, Side::B,
+             {.addr = addr,
+              .port = 5001,
+              .connections = 2,
+              .exchange = {.send_bytes = kReply, .recv_bytes = kRequest}});
+  auto client = [&](const std::string &comm) {
+    return run_client(*net_, Side::A,
+                      {.addr = addr,
+                       .port = 5001,
+                       .exchange = {.send_bytes = kRequest,
+                                    .recv_bytes = kReply,
+                                    .close_first = true},
+                       .comm = comm});
+  };
+  client("tt-cli-two");
+  auto one = client("tt-cli-one");
+  srv.finish();
+  auto sock = tuple(caddr, one.local_port, addr, 5001);
+  auto events = finish(ta, [&](const auto &evs) {
+    return seen(evs, sock, "FIN_WAIT2", "TIME_WAIT");
+  });
+  auto cookie = one_cookie(events, sock, "tt-cli-one's socket");
+  EXPECT_EQ(transitions(events, cookie), kActiveCloser);
+  EXPECT_EQ(all_cookies(events), std::set<std::uint64_t>{cookie})
+      << dump(events);
+  for (const auto &ev : events) {
+    EXPECT_EQ(ev["pid"], one.pid) << ev.dump();
+    EXPECT_EQ(ev["comm"], "tt-cli-one") << ev.dump();
+    if (ev["old"] != "CLOSE")
+      EXPECT_FALSE(ev["old_state_ns"].is_null()) << ev.dump();
+  }
+}
+
 TEST_F(TraceFilterTest, RemoteAddress) {
   const auto addr = TestNet::addr4(Side::B);
   const std::string other = "198.18.0.3";

@@ -64,6 +64,7 @@ static_assert(offsetof(tt_state_event, old_state) == 162);
 static_assert(offsetof(tt_state_event, new_state) == 163);
 static_assert(offsetof(tt_state_event, flags) == 164);
 static_assert(offsetof(tt_state_event, detail) == 165);
+static_assert(offsetof(tt_state_event, stored) == 166);
 
 static_assert(sizeof(tt_seg_event) == 144);
 static_assert(offsetof(tt_seg_event, hdr) == 0);
@@ -77,6 +78,7 @@ static_assert(offsetof(tt_seg_event, isn_remote) == 132);
 static_assert(offsetof(tt_seg_event, state) == 136);
 static_assert(offsetof(tt_seg_event, flags) == 137);
 static_assert(offsetof(tt_seg_event, what) == 138);
+static_assert(offsetof(tt_seg_event, stored) == 139);
 static_assert(offsetof(tt_seg_event, reason) == 140);
 
 // Filter table entries in rodata (cfg_laddrs, cfg_raddrs).

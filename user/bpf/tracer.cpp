@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 
 #include "error.h"
 #include "privileges.h"
+#include "socket_memory.h"
 #include "tcptrail_bpf.skel.h"
 
 namespace tcptrail {
@@ -139,13 +141,29 @@ struct Tracer::Impl {
   EventSink *sink = nullptr;
   int handled = 0;
   std::uint64_t invalid = 0;
+  // Lazy storage mode only.
+  std::optional<SocketMemory> memory;
+  // The filters again, when they name an owner the kernel may not know.
+  std::optional<FilterSpec> owner_filter;
 
   static int on_record(void *ctx, void *data, std::size_t size) {
     auto *self = static_cast<Impl *>(ctx);
     Record rec = decode(data, size);
     if (auto *st = std::get_if<tt_state_event>(&rec)) {
+      if (self->memory) {
+        self->memory->amend(*st);
+        if (self->owner_filter &&
+            !matches(*self->owner_filter, st->sk, st->old_state, st->new_state))
+          return 0;
+      }
       self->sink->on_state(*st);
     } else if (auto *seg = std::get_if<tt_seg_event>(&rec)) {
+      if (self->memory) {
+        self->memory->amend(*seg);
+        if (self->owner_filter &&
+            !matches(*self->owner_filter, seg->sk, seg->state, seg->state))
+          return 0;
+      }
       self->sink->on_segment(*seg);
     } else if (auto *conn = std::get_if<tt_conn_event>(&rec)) {
       self->sink->on_conn(*conn);
@@ -246,6 +264,7 @@ int open_and_load(const TracerConfig &cfg,
   ro->cfg_n_raddrs = static_cast<__u32>(f.raddrs.size());
   put_cidrs(ro->cfg_raddrs, f.raddrs);
   ro->cfg_aggregate = cfg.aggregate ? 1 : 0;
+  ro->cfg_lazy_storage = cfg.lazy_storage && !cfg.aggregate ? 1 : 0;
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
   // Each CPU signals after its share: at most wakeup_bytes wait unannounced.
@@ -321,6 +340,11 @@ Tracer Tracer::create(const TracerConfig &cfg) {
                   "history needs Linux >= 5.9 (iter/bpf_sk_storage_map)");
   }
 
+  if (skel->rodata->cfg_lazy_storage) {
+    impl->memory.emplace();
+    if (!cfg.filter.pids.empty() || !cfg.filter.comm.empty())
+      impl->owner_filter = cfg.filter;
+  }
   impl->ring.reset(ring_buffer__new(bpf_map__fd(skel->maps.events),
                                     &Impl::on_record, impl.get(), nullptr));
   if (!impl->ring)

@@ -35,6 +35,10 @@ struct TracerConfig {
   // after the end still arrive as segments, retransmits not at all
   // (tcp_sock.total_retrans counts them). open_connections() dumps the rest.
   bool aggregate = false;
+  // Trace mode: socket storage only for listeners (and their children) and
+  // sockets seen at start; SocketMemory remembers the rest in user space, and
+  // the owner filters (pid, comm) are checked once it has named the owner.
+  bool lazy_storage = false;
   // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
   bool tracepoints = true;
   // Load the iterator programs (bpf/iter.bpf.c). They are never attached by

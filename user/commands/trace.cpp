@@ -80,8 +80,9 @@ int run_trace(const CommonOptions &opts) {
   };
 
   formatter->header(out.buf());
-  const TracerStats stats =
-      run_session(opts, make_tracer_config(opts), sink, hooks);
+  TracerConfig cfg = make_tracer_config(opts);
+  cfg.lazy_storage = true;
+  const TracerStats stats = run_session(opts, cfg, sink, hooks);
   out.flush();
   if (stats.invalid)
     std::fprintf(stderr, "tcptrail: warning: %llu malformed records dropped\n",

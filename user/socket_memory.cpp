@@ -1,0 +1,166 @@
+#include "socket_memory.h"
+
+#include <cstring>
+
+#include "tcp_state.h"
+
+namespace tcptrail {
+
+namespace {
+
+constexpr std::uint8_t kResetSent = 1u << 0;
+constexpr std::uint8_t kResetReceived = 1u << 1;
+
+constexpr std::uint8_t st(TcpState s) { return static_cast<std::uint8_t>(s); }
+
+// As bpf/state.bpf.c's in_owner_context(): transitions only a system call
+// makes, with the owner on the CPU.
+bool in_owner_context(std::uint8_t old_state, std::uint8_t new_state) {
+  return (old_state == st(TcpState::Close) &&
+          new_state == st(TcpState::SynSent)) ||
+         new_state == st(TcpState::Listen) ||
+         new_state == st(TcpState::FinWait1) ||
+         (old_state == st(TcpState::CloseWait) &&
+          new_state == st(TcpState::LastAck));
+}
+
+// As remember_lport(): inet_put_port() zeroes the port before CLOSE.
+void remember_lport(std::uint16_t &lport, std::uint16_t &remembered) {
+  if (lport)
+    remembered = lport;
+  else
+    lport = remembered;
+}
+
+} // namespace
+
+SocketMemory::Entry *SocketMemory::entry_for(std::uint64_t cookie,
+                                             bool create) {
+  if (auto it = sockets_.find(cookie); it != sockets_.end())
+    return &it->second;
+  if (!create || !cookie)
+    return nullptr;
+  if (sockets_.size() >= max_sockets_) {
+    ++forgotten_;
+    return nullptr;
+  }
+  return &sockets_[cookie];
+}
+
+void SocketMemory::amend(tt_state_event &ev) {
+  if (ev.stored)
+    return; // the kernel did all of this itself
+  const std::uint8_t old_state = ev.old_state;
+  const bool inferred_tw =
+      (ev.flags & TT_F_INFERRED) && ev.new_state == st(TcpState::TimeWait);
+  const bool into_close = ev.new_state == st(TcpState::Close) || inferred_tw;
+  // Nothing to remember about a socket first seen on its way out.
+  Entry *e = entry_for(ev.hdr.cookie, !into_close);
+  if (!e)
+    return;
+
+  if (old_state == st(TcpState::Listen) &&
+      ev.new_state == st(TcpState::SynRecv)) {
+    // A child of a listener without storage: a new socket.
+    *e = Entry{};
+    e->flags = TT_F_PASSIVE;
+  } else {
+    if (ev.new_state == st(TcpState::SynSent) ||
+        ev.new_state == st(TcpState::Listen)) {
+      // A new life: connect() or listen(), perhaps again. The state and
+      // its time stay: the time spent in CLOSE is still the old state's.
+      e->flags = ev.new_state == st(TcpState::SynSent) ? TT_F_ACTIVE : 0;
+      e->resets = 0;
+    }
+    if (!(ev.flags & TT_F_OLD_TS) && e->state == old_state && e->state_ts &&
+        ev.hdr.ts_ns >= e->state_ts) {
+      ev.old_state_ns = ev.hdr.ts_ns - e->state_ts;
+      ev.flags |= TT_F_OLD_TS;
+    }
+  }
+
+  if (ev.new_state != st(TcpState::SynSent))
+    remember_lport(ev.sk.lport, e->lport);
+  // The kernel names the owner itself in process context.
+  if ((ev.flags & TT_F_OWNER) && in_owner_context(old_state, ev.new_state)) {
+    e->pid = ev.sk.pid;
+    std::memcpy(e->comm, ev.sk.comm, sizeof(e->comm));
+    e->flags |= TT_F_OWNER;
+  }
+  // ISNs, as the state program takes them (see its comment).
+  if (old_state == st(TcpState::SynSent) && ev.snd_nxt) {
+    e->isn_local = ev.snd_nxt - 1;
+    e->flags |= TT_F_ISN_LOCAL;
+  } else if (old_state == st(TcpState::SynRecv) &&
+             ev.new_state == st(TcpState::Established)) {
+    e->isn_local = ev.snd_una - 1;
+    e->flags |= TT_F_ISN_LOCAL;
+  }
+  if ((old_state == st(TcpState::SynSent) ||
+       old_state == st(TcpState::SynRecv)) &&
+      ev.new_state == st(TcpState::Established)) {
+    e->isn_remote = ev.rcv_nxt - 1;
+    e->flags |= TT_F_ISN_REMOTE;
+  }
+
+  // An RST seen earlier explains a CLOSE before an error or a timewait
+  // inference does (the kernel's order, with its RST flags in storage).
+  if (into_close && e->resets) {
+    ev.detail = (e->resets & kResetReceived) ? TT_DETAIL_RESET_RCVD
+                                             : TT_DETAIL_RESET_SENT;
+    if (inferred_tw) {
+      ev.new_state = st(TcpState::Close);
+      ev.flags &= static_cast<std::uint8_t>(~TT_F_INFERRED);
+    }
+  }
+
+  if ((e->flags & TT_F_OWNER) && !(ev.flags & TT_F_OWNER)) {
+    ev.sk.pid = e->pid;
+    std::memcpy(ev.sk.comm, e->comm, sizeof(ev.sk.comm));
+  }
+  if (e->flags & TT_F_ISN_LOCAL)
+    ev.isn_local = e->isn_local;
+  if (e->flags & TT_F_ISN_REMOTE)
+    ev.isn_remote = e->isn_remote;
+  ev.flags |= e->flags & TT_F_CONN_MASK;
+
+  if (into_close) {
+    sockets_.erase(ev.hdr.cookie); // no later transition to time
+    return;
+  }
+  e->state = ev.new_state;
+  e->state_ts = ev.hdr.ts_ns;
+}
+
+void SocketMemory::amend(tt_seg_event &ev) {
+  if (ev.stored)
+    return;
+  Entry *e = entry_for(ev.hdr.cookie, false); // as the kernel: never made here
+  if (!e)
+    return;
+  if (ev.hdr.kind == TT_KIND_RESET) {
+    e->resets |= ev.what == TT_RESET_SENT ? kResetSent : kResetReceived;
+    remember_lport(ev.sk.lport, e->lport);
+    if (ev.state == st(TcpState::SynSent) && ev.snd_nxt) {
+      e->isn_local = ev.snd_nxt - 1;
+      e->flags |= TT_F_ISN_LOCAL;
+    }
+  } else {
+    if (ev.state == st(TcpState::SynSent)) { // the SYN carries the ISN
+      e->isn_local = ev.seq;
+      e->flags |= TT_F_ISN_LOCAL;
+    }
+    remember_lport(ev.sk.lport, e->lport);
+  }
+  if (e->flags & TT_F_OWNER) {
+    ev.sk.pid = e->pid;
+    std::memcpy(ev.sk.comm, e->comm, sizeof(ev.sk.comm));
+  }
+  if (e->flags & TT_F_ISN_LOCAL)
+    ev.isn_local = e->isn_local;
+  if (e->flags & TT_F_ISN_REMOTE)
+    ev.isn_remote = e->isn_remote;
+  ev.flags = e->flags;
+}
+
+} // namespace tcptrail
