@@ -124,12 +124,24 @@ void SocketMemory::amend(tt_state_event &ev) {
     ev.isn_remote = e->isn_remote;
   ev.flags |= e->flags & TT_F_CONN_MASK;
 
-  if (into_close) {
-    sockets_.erase(ev.hdr.cookie); // no later transition to time
-    return;
-  }
   e->state = ev.new_state;
   e->state_ts = ev.hdr.ts_ns;
+  if (into_close)
+    closed(ev.hdr.cookie);
+}
+
+void SocketMemory::closed(std::uint64_t cookie) {
+  std::uint64_t &slot = closed_[closed_next_];
+  if (slot && slot != cookie) {
+    // Forget the oldest closed socket, unless it has come back to life.
+    auto it = sockets_.find(slot);
+    if (it != sockets_.end() &&
+        (it->second.state == st(TcpState::Close) ||
+         it->second.state == st(TcpState::TimeWait)))
+      sockets_.erase(it);
+  }
+  slot = cookie;
+  closed_next_ = (closed_next_ + 1) % closed_.size();
 }
 
 void SocketMemory::amend(tt_seg_event &ev) {

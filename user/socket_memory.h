@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <unordered_map>
+#include <vector>
 
 #include "tcptrail/events.h"
 
@@ -22,12 +23,16 @@ namespace tcptrail {
 class SocketMemory {
 public:
   // Beyond max_sockets remembered sockets, new ones are not remembered (each
-  // costs ~80 bytes; an entry is dropped when its socket reaches CLOSE, so
-  // only lost CLOSE records leave entries behind).
+  // costs ~80 bytes). Only lost CLOSE records leave entries behind: a socket
+  // is forgotten once `closed_kept` more have reached CLOSE after it. Until
+  // then its record still serves what follows its CLOSE: the RST an abort
+  // sends after it, a connect() again on the same socket.
   static constexpr std::size_t kDefaultMaxSockets = std::size_t{1} << 20;
+  static constexpr std::size_t kDefaultClosedKept = 4096;
 
-  explicit SocketMemory(std::size_t max_sockets = kDefaultMaxSockets)
-      : max_sockets_(max_sockets) {}
+  explicit SocketMemory(std::size_t max_sockets = kDefaultMaxSockets,
+                        std::size_t closed_kept = kDefaultClosedKept)
+      : closed_(closed_kept ? closed_kept : 1), max_sockets_(max_sockets) {}
 
   void amend(tt_state_event &ev);
   void amend(tt_seg_event &ev);
@@ -50,8 +55,12 @@ private:
   };
 
   Entry *entry_for(std::uint64_t cookie, bool create);
+  void closed(std::uint64_t cookie);
 
   std::unordered_map<std::uint64_t, Entry> sockets_;
+  // Cookies of the latest sockets to reach CLOSE, oldest at closed_next_.
+  std::vector<std::uint64_t> closed_;
+  std::size_t closed_next_ = 0;
   std::size_t max_sockets_;
   std::uint64_t forgotten_ = 0;
 };

@@ -389,6 +389,43 @@ TEST_F(TraceTest, ConnectionRefused) {
   EXPECT_EQ(all_cookies(events), std::set<std::uint64_t>{cookie});
 }
 
+// close() with SO_LINGER {1, 0}: the socket goes to CLOSE first and sends
+// its RST after; the RST still belongs to the client, with its port (the
+// client's socket has no storage in trace mode: SocketMemory keeps it past
+// CLOSE for this).
+TEST_F(TraceTest, AnAbortsResetBelongsToTheClient) {
+  const auto addr = TestNet::addr4(Side::B);
+  TracerProcess ta(json_args(Side::A));
+  TT_START_TRACER(ta);
+  Server srv(*net_, Side::B, {.addr = addr, .port = 5001});
+  auto c = run_client(
+      *net_, Side::A,
+      {.addr = addr,
+       .port = 5001,
+       .exchange = {.close_first = true, .close_mode = CloseMode::Abort}});
+  srv.finish();
+  auto sock = tuple(TestNet::addr4(Side::A), c.local_port, addr, 5001);
+  EXPECT_TRUE(ta.wait_for([&](const auto &evs) {
+    return seen(evs, sock, "ESTABLISHED", "CLOSE") &&
+           std::any_of(evs.begin(), evs.end(), [&](const Json &ev) {
+             return ev.value("event", "") == "reset" &&
+                    ev.value("rport", -1) == 5001;
+           });
+  })) << dump(ta.events());
+  auto events = stop_and_collect(ta);
+  auto cookie = one_cookie(events, sock, "the aborting client");
+  EXPECT_EQ(transitions(events, cookie),
+            (Seq{"CLOSE->SYN_SENT", "SYN_SENT->ESTABLISHED",
+                 "ESTABLISHED->CLOSE"}))
+      << dump(events);
+  auto resets = events_of(events, cookie, "reset");
+  ASSERT_EQ(resets.size(), 1u) << dump(events);
+  EXPECT_EQ(resets[0]["dir"], "sent");
+  EXPECT_EQ(resets[0]["pid"], c.pid) << resets[0].dump();
+  EXPECT_EQ(resets[0]["comm"], "tt-client") << resets[0].dump();
+  EXPECT_EQ(resets[0]["lport"], c.local_port) << resets[0].dump();
+}
+
 TEST_F(TraceTest, SeqAckSnapshotsAreConsistent) {
   Conversation c;
   TT_CONVERSE(ConversationSpec{}, c);

@@ -105,7 +105,47 @@ TEST(SocketMemory, ClientClosingFirstGetsWhatStorageWouldGive) {
   EXPECT_EQ(tw.new_state, st(TcpState::TimeWait));
   EXPECT_EQ(tw.detail, TT_DETAIL_TW);
   EXPECT_EQ(tw.sk.pid, 42u);
-  EXPECT_EQ(mem.size(), 0u) << "forgotten once there is nothing to time";
+}
+
+TEST(SocketMemory, AnAbortsRstAfterItsCloseStillHasTheOwner) {
+  SocketMemory mem;
+  auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "app");
+  mem.amend(syn);
+  auto est = record(2 * kMs, TcpState::SynSent, TcpState::Established, 40006,
+                    0, "swapper/0");
+  mem.amend(est);
+  // close() with SO_LINGER {1, 0}: CLOSE first, then the RST.
+  auto close = record(3 * kMs, TcpState::Established, TcpState::Close, 0, 9,
+                      "other");
+  mem.amend(close);
+  EXPECT_EQ(close.sk.pid, 42u);
+  auto rst = segment(TT_KIND_RESET, TT_RESET_SENT, TcpState::Close, 0);
+  mem.amend(rst);
+  EXPECT_EQ(rst.sk.pid, 42u);
+  EXPECT_EQ(comm(rst.sk.comm), "app");
+  EXPECT_EQ(rst.sk.lport, 40006);
+}
+
+TEST(SocketMemory, ForgetsClosedSocketsOldestFirst) {
+  SocketMemory mem(SocketMemory::kDefaultMaxSockets, 2);
+  for (std::uint64_t cookie = 1; cookie <= 3; ++cookie) {
+    auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "a",
+                      cookie);
+    mem.amend(syn);
+  }
+  EXPECT_EQ(mem.size(), 3u);
+  for (std::uint64_t cookie = 1; cookie <= 3; ++cookie) {
+    auto refused = record(2 * kMs, TcpState::SynSent, TcpState::Close, 0, 0,
+                          "swapper/0", cookie);
+    mem.amend(refused);
+  }
+  EXPECT_EQ(mem.size(), 2u) << "the first closed is forgotten";
+  auto rst = segment(TT_KIND_RESET, TT_RESET_SENT, TcpState::Close, 0, 1);
+  mem.amend(rst);
+  EXPECT_EQ(rst.sk.pid, 0u);
+  rst = segment(TT_KIND_RESET, TT_RESET_SENT, TcpState::Close, 0, 3);
+  mem.amend(rst);
+  EXPECT_EQ(rst.sk.pid, 42u);
 }
 
 TEST(SocketMemory, RecordsOfSocketsWithStorageAreLeftAsTheyAre) {
@@ -207,7 +247,6 @@ TEST(SocketMemory, FirstSeenMidLifeIsTimedFromThen) {
   mem.amend(close);
   EXPECT_EQ(close.sk.pid, 7u);
   EXPECT_EQ(close.sk.lport, 8080);
-  EXPECT_EQ(mem.size(), 0u);
 }
 
 TEST(SocketMemory, ChildOfAListenerWithoutStorageIsPassive) {
@@ -235,7 +274,7 @@ TEST(SocketMemory, AReconnectForgetsTheFirstLifesOwnerAndResets) {
   auto rst =
       segment(TT_KIND_RESET, TT_RESET_RECEIVED, TcpState::SynSent, 40003);
   mem.amend(rst);
-  // Refused: the socket goes to CLOSE, and is forgotten.
+  // Refused: the socket goes to CLOSE.
   auto refused = record(2 * kMs, TcpState::SynSent, TcpState::Close, 0, 0,
                         "swapper/0");
   refused.error = ECONNREFUSED;
@@ -245,6 +284,8 @@ TEST(SocketMemory, AReconnectForgetsTheFirstLifesOwnerAndResets) {
   // connect() again on the same socket by another process.
   auto again = record(5 * kMs, TcpState::Close, TcpState::SynSent, 0, 43, "b");
   mem.amend(again);
+  EXPECT_EQ(again.old_state_ns, 3 * kMs) << "the time spent in CLOSE";
+  EXPECT_EQ(again.flags, TT_F_OLD_TS | TT_F_OWNER | TT_F_ACTIVE);
   auto est = record(6 * kMs, TcpState::SynSent, TcpState::Established, 40004,
                     0, "swapper/0");
   mem.amend(est);

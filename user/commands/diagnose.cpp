@@ -116,7 +116,9 @@ int run_diagnose(const CommonOptions &in) {
 
   TracerStats stats;
   try {
-    stats = run_session(opts, make_tracer_config(opts), sink, hooks);
+    TracerConfig cfg = make_tracer_config(opts);
+    cfg.lazy_storage = true; // per-transition, as trace: see TracerConfig
+    stats = run_session(opts, cfg, sink, hooks);
   } catch (...) {
     clear_progress();
     throw;
