@@ -442,6 +442,9 @@ TracerStats Tracer::stats() const {
   const auto *bss = impl_->skel->bss;
   out.lost = __atomic_load_n(&bss->stat_lost, __ATOMIC_RELAXED);
   out.storage_fail = __atomic_load_n(&bss->stat_storage_fail, __ATOMIC_RELAXED);
+  // Lazy mode: sockets SocketMemory had no room for miss the same things.
+  if (impl_->memory)
+    out.storage_fail += impl_->memory->forgotten();
   bpf_program *prog;
   bpf_object__for_each_program(prog, impl_->skel->obj) {
     const int fd = bpf_program__fd(prog);

@@ -48,7 +48,9 @@ struct TracerConfig {
 
 struct TracerStats {
   std::uint64_t lost = 0;        // failed ring-buffer reservations
-  std::uint64_t storage_fail = 0; // per-socket storage could not be created
+  // Per-socket storage could not be created (or, lazy mode, SocketMemory
+  // was full).
+  std::uint64_t storage_fail = 0;
   std::uint64_t invalid = 0;      // records refused by decode()
   // Runs the kernel skipped because the program was already running on
   // that CPU (bpf_prog_info.recursion_misses): events never produced.
