@@ -34,6 +34,20 @@ void remember_lport(std::uint16_t &lport, std::uint16_t &remembered) {
 
 } // namespace
 
+void SocketMemory::Entry::fill(tt_sock &sk, std::uint32_t &isn_local_out,
+                               std::uint32_t &isn_remote_out,
+                               std::uint8_t &flags_out) const {
+  if ((flags & TT_F_OWNER) && !(flags_out & TT_F_OWNER)) {
+    sk.pid = pid;
+    std::memcpy(sk.comm, comm, sizeof(sk.comm));
+  }
+  if (flags & TT_F_ISN_LOCAL)
+    isn_local_out = isn_local;
+  if (flags & TT_F_ISN_REMOTE)
+    isn_remote_out = isn_remote;
+  flags_out |= flags & TT_F_CONN_MASK;
+}
+
 SocketMemory::Entry *SocketMemory::entry_for(std::uint64_t cookie,
                                              bool create) {
   if (auto it = sockets_.find(cookie); it != sockets_.end())
@@ -114,16 +128,7 @@ void SocketMemory::amend(tt_state_event &ev) {
     }
   }
 
-  if ((e->flags & TT_F_OWNER) && !(ev.flags & TT_F_OWNER)) {
-    ev.sk.pid = e->pid;
-    std::memcpy(ev.sk.comm, e->comm, sizeof(ev.sk.comm));
-  }
-  if (e->flags & TT_F_ISN_LOCAL)
-    ev.isn_local = e->isn_local;
-  if (e->flags & TT_F_ISN_REMOTE)
-    ev.isn_remote = e->isn_remote;
-  ev.flags |= e->flags & TT_F_CONN_MASK;
-
+  e->fill(ev.sk, ev.isn_local, ev.isn_remote, ev.flags);
   e->state = ev.new_state;
   e->state_ts = ev.hdr.ts_ns;
   if (into_close)
@@ -135,9 +140,8 @@ void SocketMemory::closed(std::uint64_t cookie) {
   if (slot && slot != cookie) {
     // Forget the oldest closed socket, unless it has come back to life.
     auto it = sockets_.find(slot);
-    if (it != sockets_.end() &&
-        (it->second.state == st(TcpState::Close) ||
-         it->second.state == st(TcpState::TimeWait)))
+    if (it != sockets_.end() && (it->second.state == st(TcpState::Close) ||
+                                 it->second.state == st(TcpState::TimeWait)))
       sockets_.erase(it);
   }
   slot = cookie;
@@ -150,29 +154,19 @@ void SocketMemory::amend(tt_seg_event &ev) {
   Entry *e = entry_for(ev.hdr.cookie, false); // as the kernel: never made here
   if (!e)
     return;
+  remember_lport(ev.sk.lport, e->lport);
   if (ev.hdr.kind == TT_KIND_RESET) {
     e->resets |= ev.what == TT_RESET_SENT ? kResetSent : kResetReceived;
-    remember_lport(ev.sk.lport, e->lport);
     if (ev.state == st(TcpState::SynSent) && ev.snd_nxt) {
       e->isn_local = ev.snd_nxt - 1;
       e->flags |= TT_F_ISN_LOCAL;
     }
-  } else {
-    if (ev.state == st(TcpState::SynSent)) { // the SYN carries the ISN
-      e->isn_local = ev.seq;
-      e->flags |= TT_F_ISN_LOCAL;
-    }
-    remember_lport(ev.sk.lport, e->lport);
+  } else if (ev.state == st(TcpState::SynSent)) { // the SYN carries the ISN
+    e->isn_local = ev.seq;
+    e->flags |= TT_F_ISN_LOCAL;
   }
-  if (e->flags & TT_F_OWNER) {
-    ev.sk.pid = e->pid;
-    std::memcpy(ev.sk.comm, e->comm, sizeof(ev.sk.comm));
-  }
-  if (e->flags & TT_F_ISN_LOCAL)
-    ev.isn_local = e->isn_local;
-  if (e->flags & TT_F_ISN_REMOTE)
-    ev.isn_remote = e->isn_remote;
-  ev.flags = e->flags;
+  // The kernel sends no flags for a socket without storage: all are ours.
+  e->fill(ev.sk, ev.isn_local, ev.isn_remote, ev.flags);
 }
 
 } // namespace tcptrail

@@ -49,9 +49,14 @@ private:
     std::uint32_t isn_remote = 0;
     std::uint16_t lport = 0; // last non-zero local port
     std::uint8_t state = 0;
-    std::uint8_t flags = 0; // TT_F_CONN_MASK bits
+    std::uint8_t flags = 0;  // TT_F_CONN_MASK bits
     std::uint8_t resets = 0; // kResetSent | kResetReceived
     char comm[TT_COMM_LEN] = {};
+
+    // Gives a record the owner (unless it names one), the ISNs and the
+    // connection flags remembered.
+    void fill(tt_sock &sk, std::uint32_t &isn_local, std::uint32_t &isn_remote,
+              std::uint8_t &flags) const;
   };
 
   Entry *entry_for(std::uint64_t cookie, bool create);

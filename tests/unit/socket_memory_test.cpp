@@ -63,6 +63,15 @@ std::string comm(const char (&c)[TT_COMM_LEN]) {
   return std::string(c, strnlen(c, TT_COMM_LEN));
 }
 
+// Pid 42 (`comm`) connects at 1 ms; ESTABLISHED at 2 ms on `lport`.
+void connect_client(SocketMemory &mem, std::uint16_t lport, const char *comm) {
+  auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, comm);
+  mem.amend(syn);
+  auto est = record(2 * kMs, TcpState::SynSent, TcpState::Established, lport, 0,
+                    "swapper/0");
+  mem.amend(est);
+}
+
 TEST(SocketMemory, ClientClosingFirstGetsWhatStorageWouldGive) {
   SocketMemory mem;
   auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "curl");
@@ -70,8 +79,8 @@ TEST(SocketMemory, ClientClosingFirstGetsWhatStorageWouldGive) {
   EXPECT_EQ(syn.flags, TT_F_OWNER | TT_F_ACTIVE);
   EXPECT_EQ(syn.sk.lport, 0); // the truth at CLOSE -> SYN_SENT
 
-  auto est = record(3 * kMs, TcpState::SynSent, TcpState::Established, 40000,
-                    0, "swapper/0");
+  auto est = record(3 * kMs, TcpState::SynSent, TcpState::Established, 40000, 0,
+                    "swapper/0");
   est.snd_una = est.snd_nxt = 1001;
   est.rcv_nxt = 5001;
   mem.amend(est);
@@ -81,15 +90,15 @@ TEST(SocketMemory, ClientClosingFirstGetsWhatStorageWouldGive) {
   EXPECT_EQ(comm(est.sk.cpu_comm), "swapper/0"); // the CPU's task stays
   EXPECT_EQ(est.isn_local, 1000u);
   EXPECT_EQ(est.isn_remote, 5000u);
-  EXPECT_EQ(est.flags, TT_F_OLD_TS | TT_F_OWNER | TT_F_ACTIVE |
-                           TT_F_ISN_LOCAL | TT_F_ISN_REMOTE);
+  EXPECT_EQ(est.flags, TT_F_OLD_TS | TT_F_OWNER | TT_F_ACTIVE | TT_F_ISN_LOCAL |
+                           TT_F_ISN_REMOTE);
 
   auto fin = record(10 * kMs, TcpState::Established, TcpState::FinWait1, 40000,
                     42, "curl");
   mem.amend(fin);
   EXPECT_EQ(fin.old_state_ns, 7 * kMs);
-  auto fin2 = record(11 * kMs, TcpState::FinWait1, TcpState::FinWait2, 40000,
-                     0, "swapper/0");
+  auto fin2 = record(11 * kMs, TcpState::FinWait1, TcpState::FinWait2, 40000, 0,
+                     "swapper/0");
   mem.amend(fin2);
   EXPECT_EQ(fin2.old_state_ns, 1 * kMs);
   EXPECT_EQ(mem.size(), 1u);
@@ -109,14 +118,10 @@ TEST(SocketMemory, ClientClosingFirstGetsWhatStorageWouldGive) {
 
 TEST(SocketMemory, AnAbortsRstAfterItsCloseStillHasTheOwner) {
   SocketMemory mem;
-  auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "app");
-  mem.amend(syn);
-  auto est = record(2 * kMs, TcpState::SynSent, TcpState::Established, 40006,
-                    0, "swapper/0");
-  mem.amend(est);
+  connect_client(mem, 40006, "app");
   // close() with SO_LINGER {1, 0}: CLOSE first, then the RST.
-  auto close = record(3 * kMs, TcpState::Established, TcpState::Close, 0, 9,
-                      "other");
+  auto close =
+      record(3 * kMs, TcpState::Established, TcpState::Close, 0, 9, "other");
   mem.amend(close);
   EXPECT_EQ(close.sk.pid, 42u);
   auto rst = segment(TT_KIND_RESET, TT_RESET_SENT, TcpState::Close, 0);
@@ -129,8 +134,8 @@ TEST(SocketMemory, AnAbortsRstAfterItsCloseStillHasTheOwner) {
 TEST(SocketMemory, ForgetsClosedSocketsOldestFirst) {
   SocketMemory mem(SocketMemory::kDefaultMaxSockets, 2);
   for (std::uint64_t cookie = 1; cookie <= 3; ++cookie) {
-    auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "a",
-                      cookie);
+    auto syn =
+        record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "a", cookie);
     mem.amend(syn);
   }
   EXPECT_EQ(mem.size(), 3u);
@@ -153,8 +158,8 @@ TEST(SocketMemory, RecordsOfSocketsWithStorageAreLeftAsTheyAre) {
   auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "curl");
   syn.stored = 1;
   mem.amend(syn);
-  auto est = record(3 * kMs, TcpState::SynSent, TcpState::Established, 40000,
-                    0, "swapper/0");
+  auto est = record(3 * kMs, TcpState::SynSent, TcpState::Established, 40000, 0,
+                    "swapper/0");
   est.stored = 1;
   const tt_state_event before = est;
   mem.amend(est);
@@ -164,11 +169,7 @@ TEST(SocketMemory, RecordsOfSocketsWithStorageAreLeftAsTheyAre) {
 
 TEST(SocketMemory, ResetReceivedExplainsTheClose) {
   SocketMemory mem;
-  auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "curl");
-  mem.amend(syn);
-  auto est = record(2 * kMs, TcpState::SynSent, TcpState::Established, 40000,
-                    0, "swapper/0");
-  mem.amend(est);
+  connect_client(mem, 40000, "curl");
   auto rst =
       segment(TT_KIND_RESET, TT_RESET_RECEIVED, TcpState::Established, 40000);
   mem.amend(rst);
@@ -186,16 +187,12 @@ TEST(SocketMemory, ResetReceivedExplainsTheClose) {
 
 TEST(SocketMemory, ResetSentUndoesTheTimewaitInference) {
   SocketMemory mem;
-  auto syn = record(1 * kMs, TcpState::Close, TcpState::SynSent, 0, 42, "app");
-  mem.amend(syn);
-  auto est = record(2 * kMs, TcpState::SynSent, TcpState::Established, 40001,
-                    0, "swapper/0");
-  mem.amend(est);
+  connect_client(mem, 40001, "app");
   auto fin = record(3 * kMs, TcpState::Established, TcpState::FinWait1, 40001,
                     42, "app");
   mem.amend(fin);
-  auto fin2 = record(4 * kMs, TcpState::FinWait1, TcpState::FinWait2, 40001,
-                     0, "swapper/0");
+  auto fin2 = record(4 * kMs, TcpState::FinWait1, TcpState::FinWait2, 40001, 0,
+                     "swapper/0");
   mem.amend(fin2);
   auto rst = segment(TT_KIND_RESET, TT_RESET_SENT, TcpState::FinWait2, 40001);
   mem.amend(rst);
@@ -219,8 +216,8 @@ TEST(SocketMemory, SynRetransmitGivesTheIsnAndThePortOfATimeout) {
   mem.amend(retrans);
   EXPECT_EQ(retrans.isn_local, 777u);
   EXPECT_EQ(retrans.flags, TT_F_OWNER | TT_F_ACTIVE | TT_F_ISN_LOCAL);
-  auto timeout = record(1001 * kMs, TcpState::SynSent, TcpState::Close, 0, 0,
-                        "swapper/0");
+  auto timeout =
+      record(1001 * kMs, TcpState::SynSent, TcpState::Close, 0, 0, "swapper/0");
   timeout.error = ETIMEDOUT;
   timeout.detail = TT_DETAIL_ERROR;
   mem.amend(timeout);
@@ -232,8 +229,8 @@ TEST(SocketMemory, SynRetransmitGivesTheIsnAndThePortOfATimeout) {
 
 TEST(SocketMemory, FirstSeenMidLifeIsTimedFromThen) {
   SocketMemory mem;
-  auto cw = record(5 * kMs, TcpState::Established, TcpState::CloseWait, 8080,
-                   0, "swapper/0");
+  auto cw = record(5 * kMs, TcpState::Established, TcpState::CloseWait, 8080, 0,
+                   "swapper/0");
   mem.amend(cw);
   EXPECT_EQ(cw.flags & TT_F_OLD_TS, 0) << "the time in ESTABLISHED is unknown";
   EXPECT_EQ(cw.sk.pid, 0u);
@@ -242,8 +239,8 @@ TEST(SocketMemory, FirstSeenMidLifeIsTimedFromThen) {
   mem.amend(la);
   EXPECT_EQ(la.old_state_ns, 4 * kMs);
   EXPECT_EQ(la.sk.pid, 7u);
-  auto close = record(10 * kMs, TcpState::LastAck, TcpState::Close, 0, 0,
-                      "swapper/0");
+  auto close =
+      record(10 * kMs, TcpState::LastAck, TcpState::Close, 0, 0, "swapper/0");
   mem.amend(close);
   EXPECT_EQ(close.sk.pid, 7u);
   EXPECT_EQ(close.sk.lport, 8080);
@@ -255,16 +252,16 @@ TEST(SocketMemory, ChildOfAListenerWithoutStorageIsPassive) {
                       "swapper/0");
   mem.amend(child);
   EXPECT_EQ(child.flags, TT_F_PASSIVE);
-  auto est = record(2 * kMs, TcpState::SynRecv, TcpState::Established, 8080,
-                    0, "swapper/0");
+  auto est = record(2 * kMs, TcpState::SynRecv, TcpState::Established, 8080, 0,
+                    "swapper/0");
   est.snd_una = est.snd_nxt = 301;
   est.rcv_nxt = 9001;
   mem.amend(est);
   EXPECT_EQ(est.old_state_ns, 1 * kMs);
   EXPECT_EQ(est.isn_local, 300u);
   EXPECT_EQ(est.isn_remote, 9000u);
-  EXPECT_EQ(est.flags, TT_F_OLD_TS | TT_F_PASSIVE | TT_F_ISN_LOCAL |
-                           TT_F_ISN_REMOTE);
+  EXPECT_EQ(est.flags,
+            TT_F_OLD_TS | TT_F_PASSIVE | TT_F_ISN_LOCAL | TT_F_ISN_REMOTE);
 }
 
 TEST(SocketMemory, AReconnectForgetsTheFirstLifesOwnerAndResets) {
@@ -275,8 +272,8 @@ TEST(SocketMemory, AReconnectForgetsTheFirstLifesOwnerAndResets) {
       segment(TT_KIND_RESET, TT_RESET_RECEIVED, TcpState::SynSent, 40003);
   mem.amend(rst);
   // Refused: the socket goes to CLOSE.
-  auto refused = record(2 * kMs, TcpState::SynSent, TcpState::Close, 0, 0,
-                        "swapper/0");
+  auto refused =
+      record(2 * kMs, TcpState::SynSent, TcpState::Close, 0, 0, "swapper/0");
   refused.error = ECONNREFUSED;
   refused.detail = TT_DETAIL_ERROR;
   mem.amend(refused);
@@ -286,8 +283,8 @@ TEST(SocketMemory, AReconnectForgetsTheFirstLifesOwnerAndResets) {
   mem.amend(again);
   EXPECT_EQ(again.old_state_ns, 3 * kMs) << "the time spent in CLOSE";
   EXPECT_EQ(again.flags, TT_F_OLD_TS | TT_F_OWNER | TT_F_ACTIVE);
-  auto est = record(6 * kMs, TcpState::SynSent, TcpState::Established, 40004,
-                    0, "swapper/0");
+  auto est = record(6 * kMs, TcpState::SynSent, TcpState::Established, 40004, 0,
+                    "swapper/0");
   mem.amend(est);
   EXPECT_EQ(est.sk.pid, 43u);
   auto close = record(7 * kMs, TcpState::Established, TcpState::Close, 0, 0,
@@ -304,8 +301,8 @@ TEST(SocketMemory, StopsRememberingAtItsLimit) {
   mem.amend(b);
   EXPECT_EQ(mem.size(), 1u);
   EXPECT_EQ(mem.forgotten(), 1u);
-  auto b_est = record(2 * kMs, TcpState::SynSent, TcpState::Established,
-                      40005, 0, "swapper/0", 2);
+  auto b_est = record(2 * kMs, TcpState::SynSent, TcpState::Established, 40005,
+                      0, "swapper/0", 2);
   mem.amend(b_est);
   EXPECT_EQ(b_est.flags & TT_F_OLD_TS, 0);
   EXPECT_EQ(b_est.sk.pid, 0u);

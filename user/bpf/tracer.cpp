@@ -146,25 +146,25 @@ struct Tracer::Impl {
   // The filters again, when they name an owner the kernel may not know.
   std::optional<FilterSpec> owner_filter;
 
+  // Lazy mode: completes the record of a socket without storage; false when
+  // the owner filters, now that the owner is known, reject it.
+  template <typename Event>
+  bool complete(Event &ev, std::uint8_t old_state, std::uint8_t new_state) {
+    if (!memory)
+      return true;
+    memory->amend(ev);
+    return !owner_filter || matches(*owner_filter, ev.sk, old_state, new_state);
+  }
+
   static int on_record(void *ctx, void *data, std::size_t size) {
     auto *self = static_cast<Impl *>(ctx);
     Record rec = decode(data, size);
     if (auto *st = std::get_if<tt_state_event>(&rec)) {
-      if (self->memory) {
-        self->memory->amend(*st);
-        if (self->owner_filter &&
-            !matches(*self->owner_filter, st->sk, st->old_state, st->new_state))
-          return 0;
-      }
-      self->sink->on_state(*st);
+      if (self->complete(*st, st->old_state, st->new_state))
+        self->sink->on_state(*st);
     } else if (auto *seg = std::get_if<tt_seg_event>(&rec)) {
-      if (self->memory) {
-        self->memory->amend(*seg);
-        if (self->owner_filter &&
-            !matches(*self->owner_filter, seg->sk, seg->state, seg->state))
-          return 0;
-      }
-      self->sink->on_segment(*seg);
+      if (self->complete(*seg, seg->state, seg->state))
+        self->sink->on_segment(*seg);
     } else if (auto *conn = std::get_if<tt_conn_event>(&rec)) {
       self->sink->on_conn(*conn);
     } else {
