@@ -12,6 +12,9 @@
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 
+#define TT_READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
+#define TT_WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
 static __always_inline void stat_inc(__u64 *counter)
 {
 	__sync_fetch_and_add(counter, 1);
@@ -260,32 +263,75 @@ static __always_inline void *ring_reserve(__u64 size)
 }
 
 /*
- * Submits, waking the consumer only once this CPU has submitted
- * cfg_wakeup_cpu_bytes since its last wake-up. A wake-up per record costs
- * more than the rest of the program; asking the ring how much waits
- * (bpf_ringbuf_query) costs a helper call and a cache line the consumer
- * writes, ~25 ns/run more on the 2-core VM. At most cfg_wakeup_cpu_bytes x
- * CPUs wait unannounced; the consumer also drains on a short timer, so
- * nothing waits long at a low rate.
+ * The wake-up flag for `size` more bytes submitted on this CPU: the consumer
+ * is woken only once this CPU has submitted cfg_wakeup_cpu_bytes since its
+ * last wake-up. A wake-up per record costs more than the rest of the
+ * program; asking the ring how much waits (bpf_ringbuf_query) costs a helper
+ * call and a cache line the consumer writes, ~25 ns/run more on the 2-core
+ * VM. At most cfg_wakeup_cpu_bytes x CPUs wait unannounced; the consumer also
+ * drains on a short timer, so nothing waits long at a low rate.
  */
-static __always_inline void ring_submit(void *rec, __u32 size)
+static __always_inline __u64 ring_wakeup_flag(__u32 size)
 {
-	__u64 flags = 0;
 	__u32 zero = 0;
 	__u64 *unsignalled;
 
-	if (cfg_wakeup_cpu_bytes) {
-		unsignalled = bpf_map_lookup_elem(&ring_unsignalled, &zero);
-		flags = BPF_RB_NO_WAKEUP;
-		if (unsignalled) {
-			*unsignalled += size;
-			if (*unsignalled >= cfg_wakeup_cpu_bytes) {
-				*unsignalled = 0;
-				flags = BPF_RB_FORCE_WAKEUP;
-			}
-		}
-	}
-	bpf_ringbuf_submit(rec, flags);
+	if (!cfg_wakeup_cpu_bytes)
+		return 0;
+	unsignalled = bpf_map_lookup_elem(&ring_unsignalled, &zero);
+	if (!unsignalled)
+		return BPF_RB_NO_WAKEUP;
+	*unsignalled += size;
+	if (*unsignalled < cfg_wakeup_cpu_bytes)
+		return BPF_RB_NO_WAKEUP;
+	*unsignalled = 0;
+	return BPF_RB_FORCE_WAKEUP;
+}
+
+static __always_inline void ring_submit(void *rec, __u32 size)
+{
+	bpf_ringbuf_submit(rec, ring_wakeup_flag(size));
+}
+
+/*
+ * Batched mode: this CPU's stage, now marked busy, or NULL when it is off or
+ * already busy (we interrupted the flush program). Taken before the
+ * record's timestamp is read, so that a flush mark never passes a record
+ * still being made: see tt_flush_event.
+ */
+static __always_inline struct tt_stage *stage_claim(void)
+{
+	struct tt_stage *st;
+	__u32 zero = 0;
+
+	if (!cfg_batch)
+		return NULL;
+	st = bpf_map_lookup_elem(&stages, &zero);
+	if (!st || TT_READ_ONCE(st->busy))
+		return NULL;
+	TT_WRITE_ONCE(st->busy, 1);
+	barrier(); /* st->n is read after busy is set */
+	return st;
+}
+
+static __always_inline void stage_release(struct tt_stage *st)
+{
+	barrier();
+	TT_WRITE_ONCE(st->busy, 0);
+}
+
+/*
+ * Sends the staged records as one ring record and empties the stage. A full
+ * ring loses them all, and counts them.
+ */
+static __always_inline void stage_send(struct tt_stage *st, __u32 n)
+{
+	if (n == 0 || n > TT_STAGE_RECORDS)
+		return;
+	if (bpf_ringbuf_output(&events, st->rec, n * sizeof(st->rec[0]),
+			       ring_wakeup_flag(n * sizeof(st->rec[0]))))
+		__sync_fetch_and_add(&stat_lost, n);
+	st->n = 0;
 }
 
 /* The seq/ack snapshot of a segment event; zeros without a full socket. */

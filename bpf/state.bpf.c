@@ -73,6 +73,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
 	struct tt_state_event *ev;
+	struct tt_stage *stage;
 	struct sock_info *info;
 	struct tt_sock s = {};
 	__u8 old = oldstate, new = newstate;
@@ -85,6 +86,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		return 0;
 	if (!fill_tuple(&s, &sk->__sk_common))
 		return 0;
+	stage = stage_claim(); /* before the clock: see tt_flush_event */
 	now = bpf_ktime_get_ns();
 	current_task(&s.cpu_pid, s.cpu_comm);
 
@@ -179,8 +181,11 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	if (sock_flag_dead(sk))
 		flags |= TT_F_ORPHAN;
 
-	if (cfg_aggregate && info)
+	if (cfg_aggregate && info) {
+		if (stage) /* never: user space batches only per transition */
+			stage_release(stage);
 		return aggregate(sk, tp, info, &s, now, old, new, flags, detail, err);
+	}
 
 	copy_owner(&s, info);
 	if (!info && in_owner_context(old, new)) {
@@ -190,11 +195,19 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		flags |= TT_F_OWNER;
 	}
 	if (!filter_pass(&s, old, new))
-		return 0;
+		goto out;
 
-	ev = ring_reserve(sizeof(*ev));
-	if (!ev)
-		return 0;
+	if (stage) {
+		__u32 n = stage->n;
+
+		if (n >= TT_STAGE_RECORDS) /* never: sent when full */
+			goto out;
+		ev = &stage->rec[n];
+	} else {
+		ev = ring_reserve(sizeof(*ev));
+		if (!ev)
+			return 0;
+	}
 	fill_header(&ev->hdr, TT_KIND_STATE, sizeof(*ev), now, sock_cookie(sk));
 	ev->sk = s;
 	ev->old_state_ns = old_ns;
@@ -213,6 +226,15 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	ev->detail = detail;
 	ev->stored = info != NULL;
 	ev->_pad = 0;
-	ring_submit(ev, sizeof(*ev));
+	if (!stage) {
+		ring_submit(ev, sizeof(*ev));
+		return 0;
+	}
+	stage->n++;
+	if (stage->n == TT_STAGE_RECORDS)
+		stage_send(stage, TT_STAGE_RECORDS);
+out:
+	if (stage)
+		stage_release(stage);
 	return 0;
 }

@@ -31,6 +31,8 @@ Record decode(const void *data, std::size_t len) {
     return copy_out<tt_seg_event>(data, len);
   case TT_KIND_CONN:
     return copy_out<tt_conn_event>(data, len);
+  case TT_KIND_FLUSH:
+    return copy_out<tt_flush_event>(data, len);
   default:
     return Invalid{DecodeError::BadKind};
   }

@@ -22,7 +22,8 @@
 #define TT_KIND_RETRANSMIT 2 /* struct tt_seg_event */
 #define TT_KIND_RESET 3      /* struct tt_seg_event */
 #define TT_KIND_CONN 4       /* struct tt_conn_event (history: aggregated) */
-#define TT_KIND_MAX 4
+#define TT_KIND_FLUSH 5      /* struct tt_flush_event (batched mode, see there) */
+#define TT_KIND_MAX 5
 
 /* tt_state_event.flags, tt_seg_event.flags */
 #define TT_F_OLD_TS (1U << 0)     /* old_state_ns is valid */
@@ -111,6 +112,27 @@ struct tt_state_event {
 	__u8 detail; /* TT_DETAIL_* */
 	__u8 stored; /* 1: the kernel keeps this socket's state (socket storage) */
 	__u8 _pad;
+};
+
+/*
+ * Batched mode (TracerConfig::batch): the state program stages its records
+ * per CPU and sends TT_STAGE_RECORDS of them as one ring record, back to
+ * back, each with its own header. A ring record may therefore hold several
+ * records; hdr.size says where the next one starts.
+ */
+#define TT_STAGE_RECORDS 16
+
+/*
+ * 32 bytes: TT_KIND_FLUSH, batched mode only. The flush program, run on
+ * hdr.cpu, sent that CPU's staged records (`records` of them) and then took
+ * hdr.ts_ns. Every record made on hdr.cpu with an earlier timestamp is in
+ * the ring before this one: user space releases records in timestamp order
+ * up to the oldest of the CPUs' latest flush marks. hdr.cookie is 0.
+ */
+struct tt_flush_event {
+	struct tt_header hdr;
+	__u32 records;
+	__u32 _pad;
 };
 
 /* 144 bytes: TT_KIND_RETRANSMIT and TT_KIND_RESET. */

@@ -6,8 +6,9 @@
 // Input: byte 0 selects options (bit 0-1: history max_conns, bit 2: advance
 // the assembler between records); the rest is fed to decode() twice:
 //   1. as one record, exactly as the ring would hand it over;
-//   2. as a stream of records, each `hdr.size` bytes long (clamped to what
-//      is left), so that one input can carry a whole connection.
+//   2. as a stream of records cut by for_each_record() (each `hdr.size`
+//      bytes long while that fits, as a batched ring record is cut), so
+//      that one input can carry a whole connection.
 // Every record is copied into its own exactly-sized heap block first, so
 // that AddressSanitizer sees any read past its end.
 //
@@ -432,17 +433,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data,
   const bool advance = opts & 4;
   std::vector<tcptrail::ConnectionRecord> records;
   std::uint64_t last_ts = 0;
-  std::size_t off = 0;
-  while (off < body_len) {
-    std::size_t len = body_len - off;
-    if (len >= sizeof(tt_header)) {
-      tt_header hdr;
-      std::memcpy(&hdr, body + off, sizeof(hdr));
-      if (hdr.size >= sizeof(tt_header) && hdr.size < len)
-        len = hdr.size;
-    }
-    const tcptrail::Record rec = decode_copy(body + off, len);
-    check_decoded(rec, body + off, len);
+  // Cut as the Tracer cuts a batched ring record.
+  tcptrail::for_each_record(body, body_len, [&](const void *piece,
+                                                std::size_t len) {
+    const auto *p = static_cast<const std::uint8_t *>(piece);
+    if (p < body || p + len > body + body_len)
+      fail("for_each_record: a piece outside the record", {});
+    const tcptrail::Record rec = decode_copy(p, len);
+    check_decoded(rec, p, len);
     if (const auto *st = std::get_if<tt_state_event>(&rec)) {
       trace.state(*st);
       hist.on_state(*st);
@@ -454,8 +452,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data,
     }
     if (advance)
       hist.advance(last_ts, records);
-    off += len;
-  }
+  });
   hist.snapshot_open(records);
   hist.flush_all(records);
   for (const tcptrail::ConnectionRecord &rec : records)

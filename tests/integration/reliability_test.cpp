@@ -932,6 +932,69 @@ TEST_F(ReliabilityTest, LossAccountingIsExact) {
               table_lost);
 }
 
+// Batched mode: each CPU's records reach user space in batches, late and
+// interleaved with the other CPU's. Under a storm on both CPUs, what the
+// tracer prints must still be one stream in time order, every socket's
+// transitions a chain (each starts where the previous ended), and all of it
+// out while the tracer runs, not only when it stops.
+TEST_F(ReliabilityTest, BatchedRecordsLeaveInTimeOrder) {
+  TracerProcess tracer({"trace", "--format", "json", "--netns", netns()});
+  TT_START_TRACER(tracer);
+  const CommandResult load =
+      net_->exec(Side::A,
+                 {TCPTRAIL_LOADGEN, "-m", "server-first", "-t", "2", "-c", "4",
+                  "--server-threads", "2", "-n", "300", "--json"},
+                 60s);
+  ASSERT_EQ(load.exit_code, 0) << load.output;
+  Json stats;
+  {
+    std::istringstream in(load.output);
+    for (std::string l; std::getline(in, l);)
+      if (starts_with(l, "{"))
+        stats = Json::parse(l, nullptr, false);
+  }
+  ASSERT_TRUE(stats.is_object()) << load.output;
+  ASSERT_TRUE(stats.value("transitions_exact", false)) << load.output;
+  const auto expected = stats.value("transitions", std::uint64_t{0});
+  ASSERT_GT(expected, 5000u) << load.output;
+  // Counted by lines: wait_for() would parse every line at each new one.
+  const auto deadline = Clock::now() + 5s;
+  while (Clock::now() < deadline && tracer.stdout_lines().size() < expected)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(tracer.stdout_lines().size(), expected)
+      << "events out while the tracer runs";
+  EXPECT_EQ(tracer.stop(), 0) << tracer.stderr_text();
+
+  const auto events = tracer.events();
+  EXPECT_EQ(events.size(), expected);
+  EXPECT_EQ(lost_sum(events), 0u);
+  std::uint64_t prev_ts = 0;
+  std::size_t backwards = 0;
+  std::map<std::uint64_t, std::string> last_state; // cookie -> new state
+  std::size_t broken_chains = 0;
+  std::string first_broken;
+  for (const auto &ev : events) {
+    if (ev.value("event", "") != "state")
+      continue;
+    const auto ts = ev["ts_ns"].get<std::uint64_t>();
+    backwards += ts < prev_ts;
+    prev_ts = std::max(prev_ts, ts);
+    const auto cookie = ev["cookie"].get<std::uint64_t>();
+    const auto old_state = ev["old"].get<std::string>();
+    auto it = last_state.find(cookie);
+    if (it != last_state.end() && it->second != old_state) {
+      if (!broken_chains++)
+        first_broken = it->second + " then " + ev.dump();
+    }
+    last_state[cookie] = ev["new"].get<std::string>();
+  }
+  EXPECT_EQ(backwards, 0u) << "events out of time order";
+  EXPECT_EQ(broken_chains, 0u) << first_broken;
+  EXPECT_GT(last_state.size(), 1000u);
+  EXPECT_EQ(tracer.stderr_text().find("out of time order"), std::string::npos)
+      << tracer.stderr_text();
+}
+
 // ---------------------------------------------------------------------------
 // Hostile process names
 

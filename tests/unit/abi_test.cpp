@@ -81,6 +81,12 @@ static_assert(offsetof(tt_seg_event, what) == 138);
 static_assert(offsetof(tt_seg_event, stored) == 139);
 static_assert(offsetof(tt_seg_event, reason) == 140);
 
+// Batched mode: the flush program's mark, and the batch it follows.
+static_assert(sizeof(tt_flush_event) == 32);
+static_assert(offsetof(tt_flush_event, hdr) == 0);
+static_assert(offsetof(tt_flush_event, records) == 24);
+static_assert(TT_STAGE_RECORDS * sizeof(tt_state_event) <= 0xffff);
+
 // Filter table entries in rodata (cfg_laddrs, cfg_raddrs).
 static_assert(sizeof(tt_cidr) == 20);
 static_assert(offsetof(tt_cidr, af) == 0);
@@ -93,6 +99,7 @@ static_assert(std::is_trivially_copyable_v<tt_state_event>);
 static_assert(std::is_trivially_copyable_v<tt_seg_event>);
 static_assert(std::is_standard_layout_v<tt_state_event>);
 static_assert(std::is_standard_layout_v<tt_seg_event>);
+static_assert(std::is_trivially_copyable_v<tt_flush_event>);
 
 // Every flag fits the __u8 flags fields, and the sizes fit hdr.size.
 static_assert(TT_F_ORPHAN <= 0xff);
@@ -111,7 +118,8 @@ TEST(AbiTest, KindsAreDistinctAndBounded) {
   EXPECT_NE(TT_KIND_STATE, TT_KIND_RETRANSMIT);
   EXPECT_NE(TT_KIND_RETRANSMIT, TT_KIND_RESET);
   EXPECT_NE(TT_KIND_RESET, TT_KIND_CONN);
-  EXPECT_EQ(TT_KIND_MAX, TT_KIND_CONN);
+  EXPECT_NE(TT_KIND_CONN, TT_KIND_FLUSH);
+  EXPECT_EQ(TT_KIND_MAX, TT_KIND_FLUSH);
 }
 
 TEST(AbiTest, FlagsAreDistinctBits) {

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <memory>
 #include <variant>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@ namespace {
 using tcptrail::decode;
 using tcptrail::DecodeError;
 using tcptrail::Invalid;
+using tcptrail::for_each_record;
 using tcptrail::Record;
 
 tt_state_event make_state() {
@@ -85,6 +87,85 @@ TEST(DecodeTest, ConnectionEvent) {
   // A state event's length with the connection kind is refused.
   EXPECT_TRUE(std::holds_alternative<Invalid>(
       decode_exact(ev, sizeof(tt_state_event))));
+}
+
+TEST(DecodeTest, FlushMark) {
+  tt_flush_event ev{};
+  ev.hdr.kind = TT_KIND_FLUSH;
+  ev.hdr.size = sizeof(ev);
+  ev.hdr.cpu = 1;
+  ev.hdr.ts_ns = 99;
+  ev.records = 3;
+  const Record r = decode_exact(ev, sizeof(ev));
+  ASSERT_TRUE(std::holds_alternative<tt_flush_event>(r));
+  EXPECT_EQ(std::get<tt_flush_event>(r).records, 3u);
+  EXPECT_EQ(error_of(decode_exact(ev, sizeof(ev) - 1)), DecodeError::BadSize);
+}
+
+// The pieces for_each_record() cuts a ring record into.
+std::vector<std::size_t> pieces(const unsigned char *data, std::size_t len) {
+  std::vector<std::size_t> out;
+  const unsigned char *next = data;
+  for_each_record(data, len, [&](const void *p, std::size_t n) {
+    EXPECT_EQ(p, next);
+    next += n;
+    out.push_back(n);
+  });
+  EXPECT_EQ(next, data + len);
+  return out;
+}
+
+TEST(DecodeTest, BatchOfRecords) {
+  // A batch as the state program sends it: records back to back.
+  std::vector<unsigned char> batch;
+  auto append = [&batch](const auto &ev) {
+    const auto *p = reinterpret_cast<const unsigned char *>(&ev);
+    batch.insert(batch.end(), p, p + sizeof(ev));
+  };
+  tt_state_event st = make_state();
+  append(st);
+  st.hdr.ts_ns += 1;
+  append(st);
+  append(make_seg(TT_KIND_RESET));
+  const auto got = pieces(batch.data(), batch.size());
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0], sizeof(tt_state_event));
+  EXPECT_EQ(got[2], sizeof(tt_seg_event));
+  std::size_t off = 0;
+  int states = 0, segs = 0;
+  for (std::size_t n : got) {
+    const Record r = decode(batch.data() + off, n);
+    states += std::holds_alternative<tt_state_event>(r);
+    segs += std::holds_alternative<tt_seg_event>(r);
+    off += n;
+  }
+  EXPECT_EQ(states, 2);
+  EXPECT_EQ(segs, 1);
+  EXPECT_EQ(std::get<tt_state_event>(decode(batch.data() + sizeof(st),
+                                            sizeof(st)))
+                .hdr.ts_ns,
+            st.hdr.ts_ns);
+}
+
+TEST(DecodeTest, BatchWithABadSizeEndsInOneRefusedPiece) {
+  std::vector<unsigned char> batch(2 * sizeof(tt_state_event));
+  tt_state_event st = make_state();
+  std::memcpy(batch.data(), &st, sizeof(st));
+  st.hdr.size = 0xffff; // longer than what is left
+  std::memcpy(batch.data() + sizeof(st), &st, sizeof(st));
+  const auto got = pieces(batch.data(), batch.size());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1], sizeof(st));
+  EXPECT_EQ(error_of(decode(batch.data() + sizeof(st), got[1])),
+            DecodeError::BadSize);
+  // Too short for a header: one piece, refused.
+  EXPECT_EQ(pieces(batch.data(), 5), std::vector<std::size_t>{5});
+  EXPECT_TRUE(pieces(batch.data(), 0).empty());
+  // A size below a header's cannot stall the walk.
+  st.hdr.size = 0;
+  std::memcpy(batch.data(), &st, sizeof(st));
+  EXPECT_EQ(pieces(batch.data(), batch.size()),
+            std::vector<std::size_t>{batch.size()});
 }
 
 TEST(DecodeTest, UnalignedInput) {

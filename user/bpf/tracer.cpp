@@ -19,6 +19,7 @@
 
 #include "error.h"
 #include "privileges.h"
+#include "reorder.h"
 #include "socket_memory.h"
 #include "tcptrail_bpf.skel.h"
 
@@ -123,6 +124,8 @@ void seed_owners(tcptrail_bpf *skel) {
   bpf_link__destroy(link);
 }
 
+bool want_batch(const TracerConfig &cfg) { return cfg.batch && !cfg.aggregate; }
+
 bool is_power_of_two(std::size_t v) { return v && !(v & (v - 1)); }
 
 template <typename T, std::size_t N>
@@ -146,6 +149,11 @@ struct Tracer::Impl {
   // The filters again, when they name an owner the kernel may not know.
   std::optional<FilterSpec> owner_filter;
 
+  // Batched mode only.
+  std::optional<Reorder> reorder;
+  int flush_fd = -1;
+  unsigned flush_rounds = 0;
+
   // Lazy mode: completes the record of a socket without storage; false when
   // the owner filters, now that the owner is known, reject it.
   template <typename Event>
@@ -156,23 +164,90 @@ struct Tracer::Impl {
     return !owner_filter || matches(*owner_filter, ev.sk, old_state, new_state);
   }
 
+  // A record in time order, to the sink.
+  void deliver(tt_state_event &st) {
+    if (complete(st, st.old_state, st.new_state))
+      sink->on_state(st);
+    ++handled;
+  }
+  void deliver(tt_seg_event &seg) {
+    if (complete(seg, seg.state, seg.state))
+      sink->on_segment(seg);
+    ++handled;
+  }
+
+  void on_piece(const void *data, std::size_t size) {
+    Record rec = decode(data, size);
+    if (reorder) {
+      if (auto *st = std::get_if<tt_state_event>(&rec)) {
+        reorder->push(*st);
+        return;
+      }
+      if (auto *seg = std::get_if<tt_seg_event>(&rec)) {
+        reorder->push(*seg);
+        return;
+      }
+      if (auto *mark = std::get_if<tt_flush_event>(&rec)) {
+        reorder->mark(mark->hdr.cpu, mark->hdr.ts_ns);
+        return;
+      }
+    }
+    if (auto *st = std::get_if<tt_state_event>(&rec)) {
+      deliver(*st);
+    } else if (auto *seg = std::get_if<tt_seg_event>(&rec)) {
+      deliver(*seg);
+    } else if (auto *conn = std::get_if<tt_conn_event>(&rec)) {
+      sink->on_conn(*conn);
+      ++handled;
+    } else if (std::holds_alternative<tt_flush_event>(rec)) {
+      // Only the batched mode's flush program makes these.
+    } else {
+      ++invalid;
+      sink->on_invalid(std::get<Invalid>(rec).error);
+      ++handled;
+    }
+  }
+
   static int on_record(void *ctx, void *data, std::size_t size) {
     auto *self = static_cast<Impl *>(ctx);
-    Record rec = decode(data, size);
-    if (auto *st = std::get_if<tt_state_event>(&rec)) {
-      if (self->complete(*st, st->old_state, st->new_state))
-        self->sink->on_state(*st);
-    } else if (auto *seg = std::get_if<tt_seg_event>(&rec)) {
-      if (self->complete(*seg, seg->state, seg->state))
-        self->sink->on_segment(*seg);
-    } else if (auto *conn = std::get_if<tt_conn_event>(&rec)) {
-      self->sink->on_conn(*conn);
-    } else {
-      ++self->invalid;
-      self->sink->on_invalid(std::get<Invalid>(rec).error);
-    }
-    ++self->handled;
+    for_each_record(data, size, [self](const void *piece, std::size_t len) {
+      self->on_piece(piece, len);
+    });
     return 0;
+  }
+
+  // Batched mode: runs the flush program on every CPU, so that each sends
+  // what it staged and marks how far its records are complete. A CPU
+  // whose stage is busy (the flush interrupted the state program) is
+  // tried again; if it stays busy its mark waits for the next poll.
+  void flush_cpus() {
+    const std::size_t cpus = reorder->cpus();
+    // Offline CPUs fail at once (ENXIO); they are tried again now and then
+    // in case they came back.
+    const bool retry_offline = (flush_rounds++ % 64) == 0;
+    for (std::size_t cpu = 0; cpu < cpus; ++cpu) {
+      if (!reorder->is_online(cpu) && !retry_offline)
+        continue;
+      for (int attempt = 0; attempt < 3; ++attempt) {
+        DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts);
+        opts.flags = BPF_F_TEST_RUN_ON_CPU;
+        opts.cpu = static_cast<__u32>(cpu);
+        const int err = bpf_prog_test_run_opts(flush_fd, &opts);
+        if (err == -ENXIO || err == -ENODEV) {
+          reorder->offline(static_cast<std::uint32_t>(cpu));
+          break;
+        }
+        if (err)
+          throw Error(fmt::format("running the flush program on CPU {}: {}",
+                                  cpu, errno_text(err)));
+        if (opts.retval)
+          break;
+      }
+    }
+  }
+
+  void release() {
+    reorder->release([this](auto &ev) { deliver(ev); });
   }
 };
 
@@ -220,6 +295,10 @@ int open_and_load(const TracerConfig &cfg,
       // History mode's dump of open connections (open_connections()).
       bpf_program__set_autoload(prog, cfg.tracepoints && cfg.aggregate);
       bpf_program__set_autoattach(prog, false);
+    } else if (prog == skel->progs.flush_stage) {
+      // Run by poll() on each CPU (BPF_PROG_TEST_RUN), never attached.
+      bpf_program__set_autoload(prog, cfg.tracepoints && want_batch(cfg));
+      bpf_program__set_autoattach(prog, false);
     } else if (prog == skel->progs.seed_owners) {
       // Part of tracing: run once after attach (see seed_owners()).
       bpf_program__set_autoload(prog, cfg.tracepoints);
@@ -265,6 +344,7 @@ int open_and_load(const TracerConfig &cfg,
   put_cidrs(ro->cfg_raddrs, f.raddrs);
   ro->cfg_aggregate = cfg.aggregate ? 1 : 0;
   ro->cfg_lazy_storage = cfg.lazy_storage && !cfg.aggregate ? 1 : 0;
+  ro->cfg_batch = cfg.tracepoints && want_batch(cfg) ? 1 : 0;
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
   // Each CPU signals after its share: at most wakeup_bytes wait unannounced.
@@ -345,6 +425,14 @@ Tracer Tracer::create(const TracerConfig &cfg) {
     if (!cfg.filter.pids.empty() || !cfg.filter.comm.empty())
       impl->owner_filter = cfg.filter;
   }
+  if (skel->rodata->cfg_batch) {
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0)
+      throw Error(fmt::format("counting the possible CPUs: {}",
+                              errno_text(cpus)));
+    impl->reorder.emplace(static_cast<std::size_t>(cpus));
+    impl->flush_fd = bpf_program__fd(skel->progs.flush_stage);
+  }
   impl->ring.reset(ring_buffer__new(bpf_map__fd(skel->maps.events),
                                     &Impl::on_record, impl.get(), nullptr));
   if (!impl->ring)
@@ -381,13 +469,39 @@ int Tracer::poll(EventSink &sink, int timeout_ms) {
   int err = ring_buffer__poll(impl_->ring.get(), timeout_ms);
   if (err < 0 && err != -EINTR)
     throw Error(fmt::format("polling ring buffer: {}", errno_text(err)));
+  if (impl_->reorder)
+    impl_->flush_cpus(); // the marks land behind what was consumed
   err = ring_buffer__consume(impl_->ring.get());
   if (err < 0 && err != -EINTR)
     throw Error(fmt::format("consuming ring buffer: {}", errno_text(err)));
+  if (impl_->reorder)
+    impl_->release();
   return impl_->handled;
 }
 
 int Tracer::drain(EventSink &sink) { return poll(sink, 0); }
+
+int Tracer::finish(EventSink &sink) {
+  // Once the links are gone no program runs any more (closing a link
+  // unregisters its probe and waits for the runs in flight), so every
+  // stage can be flushed and the ring holds all there will be.
+  tcptrail_bpf__detach(impl_->skel.get());
+  impl_->sink = &sink;
+  impl_->handled = 0;
+  auto consume = [this] {
+    const int err = ring_buffer__consume(impl_->ring.get());
+    if (err < 0 && err != -EINTR)
+      throw Error(fmt::format("consuming ring buffer: {}", errno_text(err)));
+  };
+  consume(); // room for the stages
+  if (impl_->reorder) {
+    impl_->flush_cpus();
+    consume();
+  }
+  if (impl_->reorder)
+    impl_->reorder->release_all([this](auto &ev) { impl_->deliver(ev); });
+  return impl_->handled;
+}
 
 int Tracer::program_fd(const char *name) const {
   const bpf_program *prog =
@@ -445,6 +559,8 @@ TracerStats Tracer::stats() const {
   // Lazy mode: sockets SocketMemory had no room for miss the same things.
   if (impl_->memory)
     out.storage_fail += impl_->memory->forgotten();
+  if (impl_->reorder)
+    out.late = impl_->reorder->late();
   bpf_program *prog;
   bpf_object__for_each_program(prog, impl_->skel->obj) {
     const int fd = bpf_program__fd(prog);

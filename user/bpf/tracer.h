@@ -39,6 +39,12 @@ struct TracerConfig {
   // sockets seen at start; SocketMemory remembers the rest in user space, and
   // the owner filters (pid, comm) are checked once it has named the owner.
   bool lazy_storage = false;
+  // Per-transition modes: each CPU stages its state records and sends them
+  // TT_STAGE_RECORDS at a time (one ring reservation per batch). poll() runs
+  // the flush program on every CPU and hands records on in time order (see
+  // user/reorder.h), so they reach the sink up to one poll late. Ignored
+  // with `aggregate`.
+  bool batch = false;
   // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
   bool tracepoints = true;
   // Load the iterator programs (bpf/iter.bpf.c). They are never attached by
@@ -55,6 +61,9 @@ struct TracerStats {
   // Runs the kernel skipped because the program was already running on
   // that CPU (bpf_prog_info.recursion_misses): events never produced.
   std::uint64_t missed = 0;
+  // Batched mode: records that reached user space after a newer one had
+  // been handed on (never expected; see Reorder::late()).
+  std::uint64_t late = 0;
 };
 
 class Tracer {
@@ -74,6 +83,10 @@ public:
   int poll(EventSink &sink, int timeout_ms);
   // Consumes what is in the ring without waiting.
   int drain(EventSink &sink);
+  // Detaches the programs, then hands on everything they produced: what
+  // waits in the ring and, in batched mode, in the CPUs' stages. The
+  // tracer makes no more records; stats() and the iterators still work.
+  int finish(EventSink &sink);
 
   TracerStats stats() const;
 

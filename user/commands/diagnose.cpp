@@ -118,6 +118,7 @@ int run_diagnose(const CommonOptions &in) {
   try {
     TracerConfig cfg = make_tracer_config(opts);
     cfg.lazy_storage = true; // per-transition, as trace: see TracerConfig
+    cfg.batch = true;
     stats = run_session(opts, cfg, sink, hooks);
   } catch (...) {
     clear_progress();

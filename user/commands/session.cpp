@@ -90,12 +90,11 @@ TracerStats run_session(const CommonOptions &opts, const TracerConfig &cfg,
     if (hooks.on_tick && !hooks.on_tick(now))
       break;
   }
-  // Drain what the kernel produced before we stopped, then report losses.
-  // Programs stay attached until the tracer is destroyed, so bound the
-  // drain: a busy host would otherwise keep it going forever.
-  for (int i = 0; i < 64 && tracer.drain(sink) > 0; ++i)
-    if (hooks.on_tick && !hooks.on_tick(monotonic_ns()))
-      break;
+  // Detach, then hand on everything the programs produced (the ring, and
+  // the CPUs' stages in batched mode), then report losses.
+  tracer.finish(sink);
+  if (hooks.on_tick)
+    hooks.on_tick(monotonic_ns());
   check_loss();
   if (hooks.at_end)
     hooks.at_end(tracer);

@@ -82,11 +82,17 @@ int run_trace(const CommonOptions &opts) {
   formatter->header(out.buf());
   TracerConfig cfg = make_tracer_config(opts);
   cfg.lazy_storage = true;
+  cfg.batch = true;
   const TracerStats stats = run_session(opts, cfg, sink, hooks);
   out.flush();
   if (stats.invalid)
     std::fprintf(stderr, "tcptrail: warning: %llu malformed records dropped\n",
                  static_cast<unsigned long long>(stats.invalid));
+  if (stats.late)
+    std::fprintf(stderr,
+                 "tcptrail: warning: %llu records arrived out of time order "
+                 "(printed late)\n",
+                 static_cast<unsigned long long>(stats.late));
   if (stats.storage_fail)
     std::fprintf(stderr,
                  "tcptrail: warning: %llu sockets could not get per-socket "
