@@ -11,9 +11,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Since Linux 6.2; older kernels load handle_inet_sock_set_state_compat. */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-
 /*
  * Transitions that only a system call makes, so the task on the CPU owns
  * the socket: connect(), listen(), close()/shutdown(). Everything a packet
@@ -70,10 +67,11 @@ static __always_inline int aggregate(const struct sock *sk, const struct tcp_soc
 	return 0;
 }
 
-/* One transition of sk, a TCP socket (tp: the same socket, read only). */
-static __always_inline int on_set_state(const struct sock *sk, const struct tcp_sock *tp,
-					const int oldstate, const int newstate)
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldstate,
+	     const int newstate)
 {
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
 	struct tt_state_event *ev;
 	struct tt_stage *stage;
 	struct sock_info *info;
@@ -84,6 +82,8 @@ static __always_inline int on_set_state(const struct sock *sk, const struct tcp_
 	__u16 err = 0;
 	bool create;
 
+	if (!tp) /* not TCP, or not a full socket */
+		return 0;
 	if (!fill_tuple(&s, &sk->__sk_common))
 		return 0;
 	stage = stage_claim(); /* before the clock: see tt_flush_event */
@@ -200,8 +200,10 @@ static __always_inline int on_set_state(const struct sock *sk, const struct tcp_
 	if (stage) {
 		__u32 n = stage->n;
 
-		if (n >= TT_STAGE_RECORDS) /* never: sent when full */
+		if (n >= TT_STAGE_RECORDS) { /* never: sent when full */
+			stat_inc(&stat_lost);
 			goto out;
+		}
 		ev = &stage->rec[n];
 	} else {
 		ev = ring_reserve(sizeof(*ev));
@@ -237,33 +239,4 @@ out:
 	if (stage)
 		stage_release(stage);
 	return 0;
-}
-
-/*
- * The tracepoint fires for every inet protocol that changes state (MPTCP's
- * own sockets too), always with a full socket. bpf_rdonly_cast() is a cast
- * the verifier inlines; bpf_skc_to_tcp_sock() makes the same checks in a
- * helper call, ~7-10 ns/run more on the 2-core VM (interleaved
- * kernel-cost.sh).
- */
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldstate,
-	     const int newstate)
-{
-	if (sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
-		return 0;
-	return on_set_state(sk, bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)),
-			    oldstate, newstate);
-}
-
-/* The same for kernels before 6.2, without bpf_rdonly_cast(). */
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(handle_inet_sock_set_state_compat, const struct sock *sk, const int oldstate,
-	     const int newstate)
-{
-	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
-
-	if (!tp) /* not TCP */
-		return 0;
-	return on_set_state(sk, tp, oldstate, newstate);
 }

@@ -8,7 +8,6 @@
 // counts or reads events, so that other activity on the host cannot
 // disturb them; only the kernel-address scan watches the whole machine.
 #include "harness.h"
-#include "bpf/tracer.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -1005,45 +1004,6 @@ TEST_F(ReliabilityTest, BatchedRecordsLeaveInTimeOrder) {
   EXPECT_GT(last_state.size(), 1000u);
   EXPECT_EQ(tracer.stderr_text().find("out of time order"), std::string::npos)
       << tracer.stderr_text();
-}
-
-// Kernels before 6.2 have no bpf_rdonly_cast(): the Tracer then loads the
-// state program that gets its tcp_sock from bpf_skc_to_tcp_sock(). Forced
-// here (in process) on a newer kernel, it must report a storm exactly.
-class CountingSink : public EventSink {
-public:
-  void on_state(const tt_state_event &ev) override {
-    ++states;
-    if (ev.hdr.ts_ns < last_ts)
-      ++backwards;
-    last_ts = ev.hdr.ts_ns;
-  }
-  void on_segment(const tt_seg_event &) override {}
-  std::uint64_t states = 0, backwards = 0, last_ts = 0;
-};
-
-TEST_F(ReliabilityTest, StateProgramForKernelsBefore62) {
-  TracerConfig cfg;
-  cfg.filter.netns = static_cast<std::uint32_t>(net_->inode(Side::A));
-  cfg.lazy_storage = true;
-  cfg.batch = true;
-  cfg.compat_state_program = true;
-  cfg.ringbuf_bytes = 8u << 20;
-  Tracer tracer = Tracer::create(cfg);
-  EXPECT_EQ(tracer.program_fd("handle_inet_sock_set_state"), -1);
-  EXPECT_GE(tracer.program_fd("handle_inet_sock_set_state_compat"), 0);
-
-  const Json stats = run_loadgen(
-      *net_, {"-m", "client-first", "-t", "2", "-c", "4", "-n", "100"});
-  const auto expected = stats.value("transitions", std::uint64_t{0});
-  ASSERT_GT(expected, 1000u) << stats.dump();
-  CountingSink sink;
-  tracer.drain(sink);
-  tracer.finish(sink);
-  EXPECT_EQ(sink.states, expected);
-  EXPECT_EQ(sink.backwards, 0u);
-  const TracerStats st = tracer.stats();
-  EXPECT_EQ(st.lost + st.missed + st.late, 0u);
 }
 
 // ---------------------------------------------------------------------------

@@ -85,30 +85,22 @@ constexpr Hook kHooks[] = {
     {"tcp_receive_reset", false},
 };
 
-// What this kernel lacks that the BPF object can do without: tracepoints
-// (tp_btf needs the btf_trace_<name> typedef in kernel BTF) and kfuncs.
-struct KernelGaps {
-  std::vector<std::string> tracepoints;
-  bool no_rdonly_cast = false; // bpf_rdonly_cast(): Linux >= 6.2
-};
-
-KernelGaps kernel_gaps() {
+// tp_btf needs the tracepoint's btf_trace_<name> typedef in kernel BTF.
+std::vector<std::string> missing_tracepoints() {
   std::unique_ptr<btf, BtfDeleter> vmlinux(btf__load_vmlinux_btf());
   if (!vmlinux)
     throw Error(
         fmt::format("cannot read kernel BTF: {}", errno_text(errno)),
         "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y "
         "(/sys/kernel/btf/vmlinux)");
-  KernelGaps gaps;
+  std::vector<std::string> missing;
   for (const Hook &hook : kHooks) {
     const std::string name = std::string("btf_trace_") + hook.tracepoint;
     if (btf__find_by_name_kind(vmlinux.get(), name.c_str(), BTF_KIND_TYPEDEF) <
         0)
-      gaps.tracepoints.emplace_back(hook.tracepoint);
+      missing.emplace_back(hook.tracepoint);
   }
-  gaps.no_rdonly_cast = btf__find_by_name_kind(vmlinux.get(), "bpf_rdonly_cast",
-                                               BTF_KIND_FUNC) < 0;
-  return gaps;
+  return missing;
 }
 
 // Runs the seed_owners iterator once: every existing TCP socket gets its
@@ -266,11 +258,10 @@ struct Tracer::Impl {
   }
 };
 
-// Opens and configures the object, leaving out what the kernel lacks (`gaps`)
-// and loads it. Returns libbpf's error (0 on success).
-int open_and_load(const TracerConfig &cfg, const KernelGaps &gaps,
-                  Tracer::Impl &impl) {
-  const std::vector<std::string> &missing = gaps.tracepoints;
+// Opens and configures the object, leaving out the programs of `missing`
+// tracepoints, and loads it. Returns libbpf's error (0 on success).
+int open_and_load(const TracerConfig &cfg,
+                  const std::vector<std::string> &missing, Tracer::Impl &impl) {
   impl.skel.reset(tcptrail_bpf__open());
   if (!impl.skel)
     throw Error(fmt::format("opening BPF object: {}", errno_text(errno)));
@@ -288,12 +279,6 @@ int open_and_load(const TracerConfig &cfg, const KernelGaps &gaps,
                          "those events will be missing\n",
                  tp.c_str());
   }
-  // One of the two state programs: the same code, its tcp_sock from a cast
-  // the verifier inlines (6.2+) or from a helper call.
-  const bool compat = gaps.no_rdonly_cast || cfg.compat_state_program;
-  bpf_program__set_autoload(skel->progs.handle_inet_sock_set_state, !compat);
-  bpf_program__set_autoload(skel->progs.handle_inet_sock_set_state_compat,
-                            compat);
   bpf_program__set_autoload(skel->progs.handle_tcp_retransmit_skb,
                             cfg.want_retransmits);
   bpf_program__set_autoload(skel->progs.handle_tcp_retransmit_synack,
@@ -398,22 +383,22 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
     throw Error("kernel BTF not found at /sys/kernel/btf/vmlinux",
                 "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
-  // Parsing kernel BTF to look for what is missing costs ~15 ms, so it is
-  // only done when loading fails (libbpf: -ESRCH, no BTF type for a tp_btf
-  // target or a kfunc), then what is missing is left out and we retry. The
-  // first attempt is muted: on an older kernel its libbpf errors would be
-  // noise. Any other failure is loaded once more unmuted, so the user sees
-  // libbpf's (the verifier's) account of it.
+  // Parsing kernel BTF to look for missing tracepoints costs ~15 ms, so it
+  // is only done when loading fails (libbpf: -ESRCH, no BTF type for a
+  // tp_btf target), then the optional programs are left out and we retry.
+  // The first attempt is muted: on a kernel without an optional tracepoint
+  // its libbpf errors would be noise. Any other failure is loaded once more
+  // unmuted, so the user sees libbpf's (the verifier's) account of it.
   auto impl = std::make_unique<Impl>();
-  KernelGaps gaps;
+  std::vector<std::string> missing;
   g_quiet = !cfg.verbose;
-  int err = open_and_load(cfg, gaps, *impl);
+  int err = open_and_load(cfg, missing, *impl);
   g_quiet = false;
   if (err == -ESRCH && cfg.tracepoints)
-    gaps = kernel_gaps();
+    missing = missing_tracepoints();
   if (err) {
     impl->skel.reset();
-    err = open_and_load(cfg, gaps, *impl);
+    err = open_and_load(cfg, missing, *impl);
   }
   if (err)
     throw Error(fmt::format("loading BPF programs: {}", errno_text(err)),

@@ -46,9 +46,6 @@ struct TracerConfig {
   // with `aggregate`, and with a ring too small to hold four batches
   // (under 16 KiB).
   bool batch = false;
-  // Load the state program for kernels before 6.2 (without bpf_rdonly_cast)
-  // even on a newer one: for tests. It is chosen by itself where needed.
-  bool compat_state_program = false;
   // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
   bool tracepoints = true;
   // Load the iterator programs (bpf/iter.bpf.c). They are never attached by
