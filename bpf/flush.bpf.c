@@ -21,9 +21,9 @@ int flush_stage(void *ctx)
 	__u64 ts;
 
 	st = bpf_map_lookup_elem(&stages, &zero);
-	if (!st || TT_READ_ONCE(st->busy))
+	if (!st || TT_READ_ONCE(st->busy) != STAGE_FREE)
 		return 0;
-	TT_WRITE_ONCE(st->busy, 1);
+	TT_WRITE_ONCE(st->busy, STAGE_FLUSH);
 	barrier();
 	n = st->n;
 	stage_send(st, n);

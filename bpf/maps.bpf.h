@@ -71,18 +71,23 @@ struct {
 } ring_unsignalled SEC(".maps") __weak;
 
 /*
- * A CPU's staged state records (cfg_batch). `busy` is set while the state
- * program or the flush program works on it: one may interrupt the other on
+ * A CPU's staged state records (cfg_batch). `busy` says who works on it:
+ * the state program or the flush program. One may interrupt the other on
  * the same CPU (a softirq during a flush run in process context, the flush's
  * IPI during a state run), never itself (the kernel skips a tracing program
- * nested in itself). Whoever finds it busy leaves it alone: the state
- * program sends its record straight to the ring, the flush program sends no
- * mark (user space tries again).
+ * nested in itself). Whoever finds it busy leaves rec[0..n) alone: the state
+ * program writes its record into the spare slot, rec[TT_STAGE_RECORDS], and
+ * sends it on its own; the flush program sends no mark (user space tries
+ * again).
  */
+#define STAGE_FREE 0
+#define STAGE_FLUSH 1
+#define STAGE_STATE 2
+
 struct tt_stage {
-	__u32 busy;
-	__u32 n; /* records waiting in rec[] */
-	struct tt_state_event rec[TT_STAGE_RECORDS];
+	__u32 busy; /* STAGE_* */
+	__u32 n;    /* records waiting in rec[] */
+	struct tt_state_event rec[TT_STAGE_RECORDS + 1];
 };
 
 struct {

@@ -294,30 +294,55 @@ static __always_inline void ring_submit(void *rec, __u32 size)
 }
 
 /*
- * Batched mode: this CPU's stage, now marked busy, or NULL when it is off or
- * already busy (we interrupted the flush program). Taken before the
+ * Batched mode: this CPU's stage, or NULL when batching is off. Never NULL
+ * with batching on: the caller returns at once if it were, so the verifier
+ * walks one path per mode, not both.
+ */
+static __always_inline struct tt_stage *stage_get(void)
+{
+	__u32 zero = 0;
+
+	return cfg_batch ? bpf_map_lookup_elem(&stages, &zero) : NULL;
+}
+
+/*
+ * Takes the stage for the state program if it is free. Called before the
  * record's timestamp is read, so that a flush mark never passes a record
  * still being made: see tt_flush_event.
  */
-static __always_inline struct tt_stage *stage_claim(void)
+static __always_inline void stage_claim(struct tt_stage *st)
 {
-	struct tt_stage *st;
-	__u32 zero = 0;
+	if (TT_READ_ONCE(st->busy) == STAGE_FREE) {
+		TT_WRITE_ONCE(st->busy, STAGE_STATE);
+		barrier(); /* st->n is read after busy is set */
+	}
+}
 
-	if (!cfg_batch)
-		return NULL;
-	st = bpf_map_lookup_elem(&stages, &zero);
-	if (!st || TT_READ_ONCE(st->busy))
-		return NULL;
-	TT_WRITE_ONCE(st->busy, 1);
-	barrier(); /* st->n is read after busy is set */
-	return st;
+/*
+ * 1 if the state program holds the stage, else 0 (the flush program does:
+ * we interrupted it). Computed, not branched on, by the callers that pick
+ * the slot, so that the verifier walks the record's fill once.
+ */
+static __always_inline __u32 stage_mine(const struct tt_stage *st)
+{
+	__u32 busy = TT_READ_ONCE(st->busy);
+
+	barrier_var(busy);
+	return (busy >> 1) & 1; /* STAGE_STATE -> 1, STAGE_FLUSH -> 0 */
+}
+
+/* The slot for this run's record: the next free one, or the spare one. */
+static __always_inline __u32 stage_slot(const struct tt_stage *st, __u32 mine)
+{
+	__u32 mask = -mine; /* all ones when the stage is ours */
+
+	return ((st->n & (TT_STAGE_RECORDS - 1)) & mask) | (TT_STAGE_RECORDS & ~mask);
 }
 
 static __always_inline void stage_release(struct tt_stage *st)
 {
 	barrier();
-	TT_WRITE_ONCE(st->busy, 0);
+	TT_WRITE_ONCE(st->busy, STAGE_FREE);
 }
 
 /*

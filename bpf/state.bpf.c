@@ -75,6 +75,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	struct tt_state_event *ev;
 	struct tt_stage *stage;
 	struct sock_info *info;
+	__u32 mine = 0, slot;
 	struct tt_sock s = {};
 	__u8 old = oldstate, new = newstate;
 	__u8 flags = 0, detail = TT_DETAIL_NONE;
@@ -86,7 +87,11 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		return 0;
 	if (!fill_tuple(&s, &sk->__sk_common))
 		return 0;
-	stage = stage_claim(); /* before the clock: see tt_flush_event */
+	stage = stage_get();
+	if (cfg_batch && !stage)
+		return 0; /* never: a per-CPU array's one entry */
+	if (stage)
+		stage_claim(stage); /* before the clock: see tt_flush_event */
 	now = bpf_ktime_get_ns();
 	current_task(&s.cpu_pid, s.cpu_comm);
 
@@ -183,7 +188,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 
 	if (cfg_aggregate && info) {
 		if (stage) /* never: user space batches only per transition */
-			stage_release(stage);
+			goto out;
 		return aggregate(sk, tp, info, &s, now, old, new, flags, detail, err);
 	}
 
@@ -198,13 +203,11 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		goto out;
 
 	if (stage) {
-		__u32 n = stage->n;
-
-		if (n >= TT_STAGE_RECORDS) { /* never: sent when full */
-			stat_inc(&stat_lost);
+		mine = stage_mine(stage);
+		slot = stage_slot(stage, mine);
+		if (slot > TT_STAGE_RECORDS) /* never: for the verifier */
 			goto out;
-		}
-		ev = &stage->rec[n];
+		ev = &stage->rec[slot];
 	} else {
 		ev = ring_reserve(sizeof(*ev));
 		if (!ev)
@@ -232,11 +235,17 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		ring_submit(ev, sizeof(*ev));
 		return 0;
 	}
-	stage->n++;
-	if (stage->n == TT_STAGE_RECORDS)
+	if (!mine) {
+		/* We interrupted the flush program: the spare slot, alone. */
+		if (bpf_ringbuf_output(&events, ev, sizeof(*ev), ring_wakeup_flag(sizeof(*ev))))
+			stat_inc(&stat_lost);
+		return 0;
+	}
+	stage->n = slot + 1;
+	if (slot + 1 == TT_STAGE_RECORDS)
 		stage_send(stage, TT_STAGE_RECORDS);
 out:
-	if (stage)
+	if (stage && stage_mine(stage))
 		stage_release(stage);
 	return 0;
 }
