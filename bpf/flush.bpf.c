@@ -3,7 +3,7 @@
  * Batched mode: sends the state records staged on this CPU, then a
  * tt_flush_event marking how far this CPU's records are complete. Never
  * attached: user space runs it on each CPU in turn (BPF_PROG_TEST_RUN with
- * BPF_F_TEST_RUN_ON_CPU, an IPI to the other CPUs) on every drain.
+ * BPF_F_TEST_RUN_ON_CPU, an IPI to the other CPUs) at every poll.
  *
  * Returns 1 when it marked, 0 when the stage was busy (it interrupted the
  * state program: try again) or the ring was full.

@@ -56,4 +56,16 @@ void drop_all_capabilities() {
     throw Error(fmt::format("setting no_new_privs: {}", std::strerror(errno)));
 }
 
+bool drop_thread_effective_capabilities() {
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0; // the calling thread
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) != 0)
+    return false;
+  for (auto &d : data)
+    d.effective = 0;
+  return syscall(SYS_capset, &header, data) == 0;
+}
+
 } // namespace tcptrail

@@ -11,6 +11,10 @@ namespace tcptrail {
 // capability sets and sets no_new_privs. Throws tcptrail::Error on failure.
 void drop_all_capabilities();
 
+// Empties the calling thread's effective set only (capabilities are per
+// thread): for probes run in a short-lived thread. False if it failed.
+bool drop_thread_effective_capabilities();
+
 // The CapEff mask of this process (from /proc/self/status).
 std::uint64_t effective_capabilities();
 

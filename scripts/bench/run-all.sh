@@ -97,6 +97,14 @@ for p in (res["kernel_cost"] or {}).get("programs", []):
     if p["run_cnt"]:
         row(f"ns/run {p['tracer']} {p['name']}", f"{p['avg_ns']:.0f}",
             "<= 250" if p["name"] == "handle_inet_sock_set_state" else "")
+progs = (res["kernel_cost"] or {}).get("programs", [])
+for tracer in sorted({p["tracer"] for p in progs}):
+    state = [p for p in progs if p["tracer"] == tracer and
+             p["name"] == "handle_inet_sock_set_state" and p["run_cnt"]]
+    flush = [p for p in progs if p["tracer"] == tracer and p["name"] == "flush_stage"]
+    if state and flush:
+        total = state[0]["run_time_ns"] + sum(p["run_time_ns"] for p in flush)
+        row(f"ns/transition {tracer}, state + flush", f"{total / state[0]['run_cnt']:.0f}")
 for r in (res["startup"] or {}).get("results", []):
     if r["metric"] == "startup_ms":
         row(f"start-up ms (median) {r['tool']}", f"{r['median']:.1f}",

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -131,6 +132,26 @@ constexpr std::size_t kMinBatchedRing =
 
 bool want_batch(const TracerConfig &cfg) {
   return cfg.batch && !cfg.aggregate && cfg.ringbuf_bytes >= kMinBatchedRing;
+}
+
+// Whether the bpf() commands tcptrail issues on fds it holds (running the
+// flush program) still work once it has dropped its capabilities. Before
+// Linux 6.5, with kernel.unprivileged_bpf_disabled set (Debian's default),
+// the kernel refused every bpf() command to a task without CAP_BPF or
+// CAP_SYS_ADMIN; since then only loading programs and making maps need them.
+// Probed in a thread that empties its own effective set: getting the info
+// of fd -1 fails with EBADF where an fd is enough, EPERM where it is not.
+bool bpf_works_without_capabilities() {
+  bool works = true; // if the probe cannot drop, assume the newer kernels
+  std::thread probe([&works] {
+    if (!drop_thread_effective_capabilities())
+      return;
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    works = bpf_obj_get_info_by_fd(-1, &info, &len) != -EPERM;
+  });
+  probe.join();
+  return works;
 }
 
 bool is_power_of_two(std::size_t v) { return v && !(v & (v - 1)); }
@@ -367,7 +388,17 @@ int open_and_load(const TracerConfig &cfg,
   return tcptrail_bpf__load(skel);
 }
 
-Tracer Tracer::create(const TracerConfig &cfg) {
+Tracer Tracer::create(const TracerConfig &requested) {
+  // Batching needs the flush program to run after privileges are dropped.
+  TracerConfig cfg = requested;
+  if (want_batch(cfg) && cfg.tracepoints && !bpf_works_without_capabilities()) {
+    cfg.batch = false;
+    if (cfg.verbose)
+      std::fputs("tcptrail: bpf() needs capabilities on this kernel, and they "
+                 "are dropped once attached: state records are not batched\n",
+                 stderr);
+  }
+
   g_verbose = cfg.verbose;
   libbpf_set_print(libbpf_print);
 
