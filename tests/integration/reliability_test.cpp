@@ -827,11 +827,6 @@ std::uint64_t table_lost_sum(const std::vector<std::string> &stderr_lines) {
   return sum;
 }
 
-// A burst of connections inside namespace A, watched by a tracer with the
-// default ring (it must lose nothing: the reference) and two with a 4 KiB
-// ring (about 23 records), JSON and table. For each small one, events
-// delivered + losses reported == the reference's events, exactly, and the
-// loss is not zero. The reference equals loadgen's own transition count.
 // Runs the load generator in namespace A with `args` (plus --json) and
 // returns its closing JSON line; fails the test unless its count of
 // transitions is exact.
@@ -850,6 +845,13 @@ Json run_loadgen(const TestNet &net, std::vector<std::string> args) {
   return stats;
 }
 
+// A burst of connections inside namespace A, watched by a tracer with the
+// default ring (it must lose nothing: the reference) and two with a 4 KiB
+// ring (about 23 records), JSON and table, plus one with a 16 KiB ring, the
+// smallest that batches (JSON). For each small one, events delivered +
+// losses reported == the reference's events, exactly, and for the 4 KiB
+// ones the loss is not zero. The reference equals loadgen's own transition
+// count.
 TEST_F(ReliabilityTest, LossAccountingIsExact) {
   const std::vector<std::string> base{"trace", "--netns", netns()};
   auto with = [&](std::vector<std::string> extra) {
