@@ -92,9 +92,9 @@ static __always_inline void current_task(__u32 *tgid, char comm[TT_COMM_LEN])
 
 /*
  * The socket's storage if it has any, made never. (Checking sk_bpf_storage
- * for NULL first would save sockets without storage the helper call, but
- * that load nearly doubled the verifier's time on every program: 26 -> 46 ms
- * of start-up.)
+ * for NULL first saves sockets without storage the helper call; done here,
+ * for every program, it nearly doubled the verifier's time: 26 -> 46 ms of
+ * start-up. The state program does it itself, at +1.7 ms.)
  */
 static __always_inline struct sock_info *sock_info_peek(const struct sock *sk)
 {

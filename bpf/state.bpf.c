@@ -96,9 +96,19 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	current_task(&s.cpu_pid, s.cpu_comm);
 
 	create = !cfg_lazy_storage || new == TCP_LISTEN;
-	info = create ? bpf_sk_storage_get(&sock_infos, (void *)sk, NULL,
-					   BPF_SK_STORAGE_GET_F_CREATE) :
-			sock_info_peek(sk);
+	/*
+	 * A socket without any BPF storage (sk_bpf_storage NULL: in lazy mode
+	 * every client) skips the helper call: -12 ns/run in 3 interleaved
+	 * pairs, for +1.7 ms of verification. The check is here only: in
+	 * sock_info_peek(), for every program, it once doubled load time.
+	 */
+	if (create)
+		info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL,
+					  BPF_SK_STORAGE_GET_F_CREATE);
+	else if (sk->sk_bpf_storage)
+		info = sock_info_peek(sk);
+	else
+		info = NULL;
 	if (!info) {
 		/*
 		 * The kernel adds no storage to a socket going away (sk_refcnt
