@@ -21,10 +21,8 @@ int flush_stage(void *ctx)
 	__u64 ts;
 
 	st = bpf_map_lookup_elem(&stages, &zero);
-	if (!st || TT_READ_ONCE(st->busy) != STAGE_FREE)
+	if (!st || !stage_take(st, STAGE_FLUSH))
 		return 0;
-	TT_WRITE_ONCE(st->busy, STAGE_FLUSH);
-	barrier();
 	n = st->n;
 	stage_send(st, n);
 	/*

@@ -306,16 +306,18 @@ static __always_inline struct tt_stage *stage_get(void)
 }
 
 /*
- * Takes the stage for the state program if it is free. Called before the
- * record's timestamp is read, so that a flush mark never passes a record
- * still being made: see tt_flush_event.
+ * Takes the stage for `who` (STAGE_STATE, STAGE_FLUSH) if it is free;
+ * false if the other program holds it. The state program takes it before
+ * the record's timestamp is read, so that a flush mark never passes a
+ * record still being made: see tt_flush_event.
  */
-static __always_inline void stage_claim(struct tt_stage *st)
+static __always_inline bool stage_take(struct tt_stage *st, __u32 who)
 {
-	if (TT_READ_ONCE(st->busy) == STAGE_FREE) {
-		TT_WRITE_ONCE(st->busy, STAGE_STATE);
-		barrier(); /* st->n is read after busy is set */
-	}
+	if (TT_READ_ONCE(st->busy) != STAGE_FREE)
+		return false;
+	TT_WRITE_ONCE(st->busy, who);
+	barrier(); /* st->n is read after busy is set */
+	return true;
 }
 
 /*

@@ -90,8 +90,8 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	stage = stage_get();
 	if (cfg_batch && !stage)
 		return 0; /* never: a per-CPU array's one entry */
-	if (stage)
-		stage_claim(stage); /* before the clock: see tt_flush_event */
+	if (stage) /* before the clock; if the flush holds it, see !mine */
+		stage_take(stage, STAGE_STATE);
 	now = bpf_ktime_get_ns();
 	current_task(&s.cpu_pid, s.cpu_comm);
 

@@ -274,8 +274,19 @@ struct Tracer::Impl {
     }
   }
 
-  void release() {
-    reorder->release([this](auto &ev) { deliver(ev); });
+  // Hands on the records whose turn has come (`all`: every one left).
+  void release(bool all) {
+    auto to_sink = [this](auto &ev) { deliver(ev); };
+    if (all)
+      reorder->release_all(to_sink);
+    else
+      reorder->release(to_sink);
+  }
+
+  void consume() {
+    const int err = ring_buffer__consume(ring.get());
+    if (err < 0 && err != -EINTR)
+      throw Error(fmt::format("consuming ring buffer: {}", errno_text(err)));
   }
 };
 
@@ -509,15 +520,11 @@ int Tracer::poll(EventSink &sink, int timeout_ms) {
     throw Error(fmt::format("polling ring buffer: {}", errno_text(err)));
   if (impl_->reorder)
     impl_->flush_cpus(); // the marks land behind what was consumed
-  err = ring_buffer__consume(impl_->ring.get());
-  if (err < 0 && err != -EINTR)
-    throw Error(fmt::format("consuming ring buffer: {}", errno_text(err)));
+  impl_->consume();
   if (impl_->reorder)
-    impl_->release();
+    impl_->release(false);
   return impl_->handled;
 }
-
-int Tracer::drain(EventSink &sink) { return poll(sink, 0); }
 
 int Tracer::finish(EventSink &sink) {
   // Once the links are gone no program runs any more (closing a link
@@ -526,18 +533,12 @@ int Tracer::finish(EventSink &sink) {
   tcptrail_bpf__detach(impl_->skel.get());
   impl_->sink = &sink;
   impl_->handled = 0;
-  auto consume = [this] {
-    const int err = ring_buffer__consume(impl_->ring.get());
-    if (err < 0 && err != -EINTR)
-      throw Error(fmt::format("consuming ring buffer: {}", errno_text(err)));
-  };
-  consume(); // room for the stages
+  impl_->consume(); // room for the stages
   if (impl_->reorder) {
     impl_->flush_cpus();
-    consume();
+    impl_->consume();
+    impl_->release(true);
   }
-  if (impl_->reorder)
-    impl_->reorder->release_all([this](auto &ev) { impl_->deliver(ev); });
   return impl_->handled;
 }
 

@@ -82,8 +82,6 @@ public:
   // Waits up to timeout_ms for data, then consumes everything available.
   // Returns the number of records handed to sink.
   int poll(EventSink &sink, int timeout_ms);
-  // Consumes what is in the ring without waiting.
-  int drain(EventSink &sink);
   // Detaches the programs, then hands on everything they produced: what
   // waits in the ring and, in batched mode, in the CPUs' stages. The
   // tracer makes no more records; stats() and the iterators still work.
