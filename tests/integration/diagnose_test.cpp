@@ -315,7 +315,7 @@ TEST_F(Diagnose, ConnectTimeout) {
   const Json doc = finish(*t, 3);
   const Json *p = problem(doc, "connect_timeout");
   ASSERT_NE(p, nullptr) << doc.dump(1);
-  EXPECT_EQ(p->at("count"), 2);
+  EXPECT_EQ(p->at("count"), 2) << doc.dump(1);
   EXPECT_EQ(p->at("evidence").at("remote_endpoints")[0].at("endpoint"),
             "198.18.0.2:9999");
   // tcp_syn_retries=1, with 6.x's tcp_syn_linear_timeouts: SYN
