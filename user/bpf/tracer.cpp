@@ -3,7 +3,9 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/membarrier.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -527,10 +529,15 @@ int Tracer::poll(EventSink &sink, int timeout_ms) {
 }
 
 int Tracer::finish(EventSink &sink) {
-  // Once the links are gone no program runs any more (closing a link
-  // unregisters its probe and waits for the runs in flight), so every
-  // stage can be flushed and the ring holds all there will be.
+  // Closing a link unregisters its probe but does not wait for the runs
+  // already in flight on other CPUs. They run with preemption disabled, so
+  // one RCU grace period ends them all: membarrier(GLOBAL) waits for one
+  // (synchronize_rcu()). Where it is refused (nohz_full CPUs), a pause far
+  // longer than any run. After that every stage can be flushed and the ring
+  // holds all there will be.
   tcptrail_bpf__detach(impl_->skel.get());
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
+    usleep(10'000);
   impl_->sink = &sink;
   impl_->handled = 0;
   impl_->consume(); // room for the stages
