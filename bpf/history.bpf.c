@@ -38,4 +38,55 @@ int dump_open_conns(struct bpf_iter__bpf_sk_storage_map *ctx)
 	return 0;
 }
 
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+
+/*
+ * History mode, lazy storage: the sockets without storage (the ones connect()
+ * made), whose paths user space assembles from their transitions. This
+ * gives their counters now, for the open records printed at --interval and
+ * on exit: one counters-only tt_conn_event (TT_CF_COUNTERS, no steps) per
+ * socket file descriptor, from every process, in every network namespace.
+ * A socket no descriptor refers to any more (closed, not yet CLOSE) keeps
+ * the counters of its last transition.
+ */
+SEC("iter/task_file")
+int dump_unstored_counters(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct tt_conn_event ev = {};
+	struct tcp_sock *tp;
+	struct socket *so;
+	struct sock *sk;
+
+	if (!task || !file)
+		return 0;
+	/* A thread sharing its leader's fd table: seen with the leader. */
+	if (task->pid != task->tgid && task->files == task->group_leader->files)
+		return 0;
+	so = bpf_sock_from_file(file); /* NULL unless a socket's file */
+	if (!so)
+		return 0;
+	sk = so->sk;
+	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp || bpf_sk_storage_get(&sock_infos, sk, NULL, 0) ||
+	    !fill_tuple(&ev.sk, &sk->__sk_common))
+		return 0;
+	ev.hdr.kind = TT_KIND_CONN;
+	ev.hdr.size = sizeof(ev);
+	ev.hdr.cpu = bpf_get_smp_processor_id();
+	ev.hdr.ts_ns = bpf_ktime_get_ns();
+	ev.hdr.cookie = sock_cookie(sk);
+	ev.bytes_acked = tp->bytes_acked;
+	ev.bytes_received = tp->bytes_received;
+	ev.total_retrans = tp->total_retrans;
+	ev.error = sk->sk_err;
+	ev.conn_flags = TT_CF_COUNTERS;
+	bpf_seq_write(ctx->meta->seq, &ev, sizeof(ev));
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -81,11 +81,12 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 		}
 	}
 	/*
-	 * History mode sends only the RST of a connection whose record is
-	 * already out (an abort: CLOSE comes first, then the RST), for user
-	 * space to count within its grace period.
+	 * History mode sends the RST of a full socket only: one whose record
+	 * is already out (an abort: CLOSE comes first, then the RST), for user
+	 * space to count within its grace period, or one without storage,
+	 * whose path user space assembles.
 	 */
-	if (cfg_aggregate && !info)
+	if (cfg_aggregate && !tp)
 		return 0;
 	fill_owner(s, info);
 	if (!filter_pass(s, state, state))

@@ -33,8 +33,12 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 		 * its port: it reads 0 again at SYN_SENT -> CLOSE. */
 		remember_lport(&s, info);
 	}
-	/* History mode counts retransmits with tcp_sock.total_retrans. */
-	if (cfg_aggregate)
+	/*
+	 * History mode counts retransmits with tcp_sock.total_retrans. A
+	 * socket without storage still sends them: a SYN retransmit carries the
+	 * local port its SYN_SENT -> CLOSE will read as 0.
+	 */
+	if (cfg_aggregate && info)
 		return 0;
 	fill_owner(&s, info);
 	if (!filter_pass(&s, state, state))

@@ -195,23 +195,27 @@ static __always_inline __u32 state_bit(__u8 state)
 /*
  * The user's filters; called before bpf_ringbuf_reserve(). states: the
  * state_bit()s of the states concerned (either side of a transition, or
- * every state of an aggregated path).
+ * every state of an aggregated path). step: the record is one step of a path
+ * that user space assembles and filters as a whole (history mode, a socket
+ * without storage), so only what holds for every step is checked here: not
+ * the states, the owner (named at connect() only) or the local port (0 until
+ * connect() binds it, and again at CLOSE).
  */
-static __always_inline bool filter_pass_states(const struct tt_sock *s, __u32 states)
+static __always_inline bool filter_check(const struct tt_sock *s, __u32 states, bool step)
 {
 	if (cfg_af && s->af != cfg_af)
 		return false;
 	if (cfg_netns && s->netns != cfg_netns)
 		return false;
-	if (cfg_state_mask && !(cfg_state_mask & states))
+	if (cfg_state_mask && !step && !(cfg_state_mask & states))
 		return false;
 	/*
 	 * Lazy mode: a socket without storage may have an owner only user
-	 * space knows (SocketMemory); it checks pid and comm once it has
-	 * filled the owner in. Tested only with an owner filter set, so that
-	 * without one the verifier meets no extra branch.
+	 * space knows (SocketMemory, HistoryAssembler); it checks pid and comm
+	 * once it has filled the owner in. Tested only with an owner filter
+	 * set, so that without one the verifier meets no extra branch.
 	 */
-	if ((cfg_n_pids || cfg_comm_set) && cfg_lazy_storage && !s->pid)
+	if ((cfg_n_pids || cfg_comm_set) && ((cfg_lazy_storage && !s->pid) || step))
 		goto owner_checked;
 	if (cfg_n_pids) {
 		bool found = false;
@@ -236,7 +240,7 @@ static __always_inline bool filter_pass_states(const struct tt_sock *s, __u32 st
 		}
 	}
 owner_checked:
-	if (cfg_n_lports && !ports_match(cfg_lports, cfg_n_lports, s->lport))
+	if (cfg_n_lports && !step && !ports_match(cfg_lports, cfg_n_lports, s->lport))
 		return false;
 	if (cfg_n_rports && !ports_match(cfg_rports, cfg_n_rports, s->rport))
 		return false;
@@ -247,9 +251,20 @@ owner_checked:
 	return true;
 }
 
+/* A whole path's record (history mode: from socket storage). */
+static __always_inline bool filter_pass_states(const struct tt_sock *s, __u32 states)
+{
+	return filter_check(s, states, false);
+}
+
+/*
+ * A record of one transition (old_state == new_state for a segment). In
+ * history mode that is a step of a path user space assembles: see
+ * filter_check().
+ */
 static __always_inline bool filter_pass(const struct tt_sock *s, __u8 old_state, __u8 new_state)
 {
-	return filter_pass_states(s, state_bit(old_state) | state_bit(new_state));
+	return filter_check(s, state_bit(old_state) | state_bit(new_state), cfg_aggregate);
 }
 
 /* Reserves a record, counting a failure as a loss the consumer reports. */

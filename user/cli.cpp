@@ -170,7 +170,7 @@ int run_cli(int argc, char **argv) {
   history_cmd
       ->add_option("--max-conns", history.max_conns,
                    "connections tracked at once; beyond, the least recently "
-                   "active is evicted and counted (default 65536)")
+                   "active is evicted and counted (default 1048576)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{16} << 20));
   history_cmd->add_flag("-v,--seq", history.show_seq,
                         "show snd_una/snd_nxt/rcv_nxt at every step "

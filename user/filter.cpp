@@ -158,6 +158,11 @@ std::optional<std::string> validate(const FilterSpec &spec) {
 
 bool matches(const FilterSpec &spec, const tt_sock &sk, std::uint8_t old_state,
              std::uint8_t new_state) {
+  return matches_states(spec, sk, state_bit(old_state) | state_bit(new_state));
+}
+
+bool matches_states(const FilterSpec &spec, const tt_sock &sk,
+                    std::uint32_t states) {
   if (spec.af != 0 && sk.af != spec.af)
     return false;
   if (!spec.pids.empty() && !any_of_equal(spec.pids, sk.pid))
@@ -172,8 +177,7 @@ bool matches(const FilterSpec &spec, const tt_sock &sk, std::uint8_t old_state,
     return false;
   if (!spec.raddrs.empty() && !any_cidr(spec.raddrs, sk.af, sk.raddr))
     return false;
-  if (spec.state_mask != 0 &&
-      (spec.state_mask & (state_bit(old_state) | state_bit(new_state))) == 0)
+  if (spec.state_mask != 0 && (spec.state_mask & states) == 0)
     return false;
   if (spec.netns != 0 && sk.netns != spec.netns)
     return false;

@@ -45,5 +45,9 @@ std::optional<std::string> validate(const FilterSpec &spec);
 // transition's states (for segment events: both the socket's state).
 bool matches(const FilterSpec &spec, const tt_sock &sk, std::uint8_t old_state,
              std::uint8_t new_state);
+// The same for a record about several states: `states` holds 1 << state of
+// each (a connection's whole path).
+bool matches_states(const FilterSpec &spec, const tt_sock &sk,
+                    std::uint32_t states);
 
 } // namespace tcptrail

@@ -13,17 +13,6 @@ constexpr std::uint8_t kResetReceived = 1u << 1;
 
 constexpr std::uint8_t st(TcpState s) { return static_cast<std::uint8_t>(s); }
 
-// As bpf/state.bpf.c's in_owner_context(): transitions only a system call
-// makes, with the owner on the CPU.
-bool in_owner_context(std::uint8_t old_state, std::uint8_t new_state) {
-  return (old_state == st(TcpState::Close) &&
-          new_state == st(TcpState::SynSent)) ||
-         new_state == st(TcpState::Listen) ||
-         new_state == st(TcpState::FinWait1) ||
-         (old_state == st(TcpState::CloseWait) &&
-          new_state == st(TcpState::LastAck));
-}
-
 // As remember_lport(): inet_put_port() zeroes the port before CLOSE.
 void remember_lport(std::uint16_t &lport, std::uint16_t &remembered) {
   if (lport)
@@ -33,6 +22,39 @@ void remember_lport(std::uint16_t &lport, std::uint16_t &remembered) {
 }
 
 } // namespace
+
+// As bpf/state.bpf.c's in_owner_context().
+bool in_owner_context(std::uint8_t old_state, std::uint8_t new_state) {
+  return (old_state == st(TcpState::Close) &&
+          new_state == st(TcpState::SynSent)) ||
+         new_state == st(TcpState::Listen) ||
+         new_state == st(TcpState::FinWait1) ||
+         (old_state == st(TcpState::CloseWait) &&
+          new_state == st(TcpState::LastAck));
+}
+
+// As the state program takes them (see its comment).
+std::uint8_t transition_isns(std::uint8_t old_state, std::uint8_t new_state,
+                             std::uint32_t snd_una, std::uint32_t snd_nxt,
+                             std::uint32_t rcv_nxt, std::uint32_t &isn_local,
+                             std::uint32_t &isn_remote) {
+  std::uint8_t flags = 0;
+  if (old_state == st(TcpState::SynSent) && snd_nxt) {
+    isn_local = snd_nxt - 1;
+    flags |= TT_F_ISN_LOCAL;
+  } else if (old_state == st(TcpState::SynRecv) &&
+             new_state == st(TcpState::Established)) {
+    isn_local = snd_una - 1;
+    flags |= TT_F_ISN_LOCAL;
+  }
+  if ((old_state == st(TcpState::SynSent) ||
+       old_state == st(TcpState::SynRecv)) &&
+      new_state == st(TcpState::Established)) {
+    isn_remote = rcv_nxt - 1;
+    flags |= TT_F_ISN_REMOTE;
+  }
+  return flags;
+}
 
 void SocketMemory::Entry::fill(tt_sock &sk, std::uint32_t &isn_local_out,
                                std::uint32_t &isn_remote_out,
@@ -101,21 +123,8 @@ void SocketMemory::amend(tt_state_event &ev) {
     std::memcpy(e->comm, ev.sk.comm, sizeof(e->comm));
     e->flags |= TT_F_OWNER;
   }
-  // ISNs, as the state program takes them (see its comment).
-  if (old_state == st(TcpState::SynSent) && ev.snd_nxt) {
-    e->isn_local = ev.snd_nxt - 1;
-    e->flags |= TT_F_ISN_LOCAL;
-  } else if (old_state == st(TcpState::SynRecv) &&
-             ev.new_state == st(TcpState::Established)) {
-    e->isn_local = ev.snd_una - 1;
-    e->flags |= TT_F_ISN_LOCAL;
-  }
-  if ((old_state == st(TcpState::SynSent) ||
-       old_state == st(TcpState::SynRecv)) &&
-      ev.new_state == st(TcpState::Established)) {
-    e->isn_remote = ev.rcv_nxt - 1;
-    e->flags |= TT_F_ISN_REMOTE;
-  }
+  e->flags |= transition_isns(old_state, ev.new_state, ev.snd_una, ev.snd_nxt,
+                              ev.rcv_nxt, e->isn_local, e->isn_remote);
 
   // An RST seen earlier explains a CLOSE before an error or a timewait
   // inference does (the kernel's order, with its RST flags in storage).

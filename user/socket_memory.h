@@ -20,6 +20,19 @@
 
 namespace tcptrail {
 
+// The rules bpf/state.bpf.c applies with storage, for the records of a
+// socket without it: SocketMemory (trace, diagnose) and HistoryAssembler
+// (history) apply them in user space.
+//
+// A transition only a system call makes, with the owner on the CPU.
+bool in_owner_context(std::uint8_t old_state, std::uint8_t new_state);
+// The ISNs a transition shows, from its seq/ack snapshot: isn_local and
+// isn_remote are set for the TT_F_ISN_* flags returned (0: none).
+std::uint8_t transition_isns(std::uint8_t old_state, std::uint8_t new_state,
+                             std::uint32_t snd_una, std::uint32_t snd_nxt,
+                             std::uint32_t rcv_nxt, std::uint32_t &isn_local,
+                             std::uint32_t &isn_remote);
+
 class SocketMemory {
 public:
   // Beyond max_sockets remembered sockets, new ones are not remembered (each

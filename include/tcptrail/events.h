@@ -164,6 +164,9 @@ struct tt_seg_event {
 /* tt_conn_event.conn_flags */
 #define TT_CF_ENDED (1U << 0)    /* the last step ends the connection */
 #define TT_CF_ACCEPTED (1U << 1) /* accepted is known (listener seen entering LISTEN) */
+/* No steps: the counters now of a socket without storage (history's lazy
+ * mode), whose path user space assembles; from dump_unstored_counters. */
+#define TT_CF_COUNTERS (1U << 2)
 
 /* 24 bytes: one transition of the path. */
 struct tt_conn_step {

@@ -43,6 +43,9 @@ struct StateSpec {
   const char *comm = "curl";
   std::uint8_t af = 4;
   std::uint32_t netns = 4026531840U;
+  // From socket storage: complete as it is. Without (lazy mode), the
+  // assembler derives what storage would have added.
+  bool stored = true;
 };
 
 struct SegSpec {
@@ -51,6 +54,10 @@ struct SegSpec {
   std::uint16_t kind = TT_KIND_RETRANSMIT;
   std::uint8_t what = TT_RETRANS_DATA;
   TcpState state = TcpState::Established;
+  std::uint32_t seq = 0;
+  std::uint32_t nxt = 0; // snd_nxt
+  std::uint16_t lport = 40000;
+  bool stored = true; // as StateSpec::stored
 };
 
 inline void fill_sock(tt_sock &sk, std::uint8_t af, std::uint16_t lport,
@@ -102,6 +109,7 @@ inline tt_state_event make_state(const StateSpec &s) {
   if (s.pid)
     ev.flags |= TT_F_OWNER;
   ev.detail = s.detail;
+  ev.stored = s.stored ? 1 : 0;
   return ev;
 }
 
@@ -111,9 +119,12 @@ inline tt_seg_event make_seg(const SegSpec &s) {
   ev.hdr.size = sizeof(ev);
   ev.hdr.ts_ns = s.ts;
   ev.hdr.cookie = s.cookie;
-  fill_sock(ev.sk, 4, 40000, 80, 1234, "curl", 4026531840U);
+  fill_sock(ev.sk, 4, s.lport, 80, 1234, "curl", 4026531840U);
   ev.state = static_cast<std::uint8_t>(s.state);
   ev.what = s.what;
+  ev.seq = s.seq;
+  ev.snd_nxt = s.nxt;
+  ev.stored = s.stored ? 1 : 0;
   return ev;
 }
 

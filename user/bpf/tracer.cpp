@@ -133,7 +133,7 @@ constexpr std::size_t kMinBatchedRing =
     4 * TT_STAGE_RECORDS * sizeof(tt_state_event);
 
 bool want_batch(const TracerConfig &cfg) {
-  return cfg.batch && !cfg.aggregate && cfg.ringbuf_bytes >= kMinBatchedRing;
+  return cfg.batch && cfg.ringbuf_bytes >= kMinBatchedRing;
 }
 
 // Whether the bpf() commands tcptrail issues on fds it holds (running the
@@ -169,8 +169,10 @@ void copy_array(volatile T (&dst)[N], const std::vector<T> &src) {
 struct Tracer::Impl {
   std::unique_ptr<tcptrail_bpf, SkelDeleter> skel;
   std::unique_ptr<ring_buffer, RingDeleter> ring;
-  // History mode: the socket storage iterator (dump_open_conns).
+  // History mode: the socket storage iterator (dump_open_conns) and, with
+  // lazy storage, the counters of the sockets without (dump_unstored_counters).
   std::unique_ptr<bpf_link, LinkDeleter> open_conns;
+  std::unique_ptr<bpf_link, LinkDeleter> unstored_counters;
   EventSink *sink = nullptr;
   int handled = 0;
   std::uint64_t invalid = 0;
@@ -336,6 +338,10 @@ int open_and_load(const TracerConfig &cfg,
       // History mode's dump of open connections (open_connections()).
       bpf_program__set_autoload(prog, cfg.tracepoints && cfg.aggregate);
       bpf_program__set_autoattach(prog, false);
+    } else if (prog == skel->progs.dump_unstored_counters) {
+      bpf_program__set_autoload(
+          prog, cfg.tracepoints && cfg.aggregate && cfg.lazy_storage);
+      bpf_program__set_autoattach(prog, false);
     } else if (prog == skel->progs.flush_stage) {
       // Run by poll() on each CPU (BPF_PROG_TEST_RUN), never attached.
       bpf_program__set_autoload(prog, cfg.tracepoints && want_batch(cfg));
@@ -384,7 +390,7 @@ int open_and_load(const TracerConfig &cfg,
   ro->cfg_n_raddrs = static_cast<__u32>(f.raddrs.size());
   put_cidrs(ro->cfg_raddrs, f.raddrs);
   ro->cfg_aggregate = cfg.aggregate ? 1 : 0;
-  ro->cfg_lazy_storage = cfg.lazy_storage && !cfg.aggregate ? 1 : 0;
+  ro->cfg_lazy_storage = cfg.lazy_storage ? 1 : 0;
   ro->cfg_batch = cfg.tracepoints && want_batch(cfg) ? 1 : 0;
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
@@ -469,9 +475,18 @@ Tracer Tracer::create(const TracerConfig &requested) {
       throw Error(fmt::format("attaching the socket storage iterator: {}",
                               errno_text(errno)),
                   "history needs Linux >= 5.9 (iter/bpf_sk_storage_map)");
+    if (cfg.lazy_storage) {
+      impl->unstored_counters.reset(bpf_program__attach_iter(
+          skel->progs.dump_unstored_counters, nullptr));
+      if (!impl->unstored_counters)
+        throw Error(fmt::format("attaching the socket file iterator: {}",
+                                errno_text(errno)),
+                    "history needs Linux >= 5.9 (iter/task_file)");
+    }
   }
 
-  if (skel->rodata->cfg_lazy_storage) {
+  // History mode's HistoryAssembler completes sockets without storage itself.
+  if (skel->rodata->cfg_lazy_storage && !cfg.aggregate) {
     impl->memory.emplace();
     if (!cfg.filter.pids.empty() || !cfg.filter.comm.empty())
       impl->owner_filter = cfg.filter;
@@ -557,13 +572,15 @@ int Tracer::program_fd(const char *name) const {
   return bpf_program__fd(prog);
 }
 
-void Tracer::for_each_open_connection(void (*fn)(void *, const tt_conn_event &),
-                                      void *ctx) const {
-  if (!impl_->open_conns)
-    return;
-  const int fd = bpf_iter_create(bpf_link__fd(impl_->open_conns.get()));
+namespace {
+
+// Runs an iterator whose records are tt_conn_events, passing each to fn.
+void read_conn_iterator(bpf_link *link, const char *what,
+                        std::uint64_t &invalid,
+                        void (*fn)(void *, const tt_conn_event &), void *ctx) {
+  const int fd = bpf_iter_create(bpf_link__fd(link));
   if (fd < 0)
-    throw Error(fmt::format("creating the socket storage iterator: {}",
+    throw Error(fmt::format("creating the {} iterator: {}", what,
                             errno_text(fd)));
   // Records may straddle read() boundaries: keep the tail for the next one.
   alignas(tt_conn_event) char buf[sizeof(tt_conn_event) * 64];
@@ -575,7 +592,7 @@ void Tracer::for_each_open_connection(void (*fn)(void *, const tt_conn_event &),
     if (n < 0) {
       const int err = errno;
       close(fd);
-      throw Error(fmt::format("reading the socket storage iterator: {}",
+      throw Error(fmt::format("reading the {} iterator: {}", what,
                               errno_text(err)));
     }
     if (n == 0)
@@ -587,12 +604,28 @@ void Tracer::for_each_open_connection(void (*fn)(void *, const tt_conn_event &),
       if (auto *conn = std::get_if<tt_conn_event>(&rec))
         fn(ctx, *conn);
       else
-        ++impl_->invalid;
+        ++invalid;
     }
     std::memmove(buf, buf + off, have - off);
     have -= off;
   }
   close(fd);
+}
+
+} // namespace
+
+void Tracer::for_each_open_connection(void (*fn)(void *, const tt_conn_event &),
+                                      void *ctx) const {
+  if (impl_->open_conns)
+    read_conn_iterator(impl_->open_conns.get(), "socket storage",
+                       impl_->invalid, fn, ctx);
+}
+
+void Tracer::for_each_unstored_counters(
+    void (*fn)(void *, const tt_conn_event &), void *ctx) const {
+  if (impl_->unstored_counters)
+    read_conn_iterator(impl_->unstored_counters.get(), "socket file",
+                       impl_->invalid, fn, ctx);
 }
 
 TracerStats Tracer::stats() const {

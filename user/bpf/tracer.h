@@ -30,21 +30,25 @@ struct TracerConfig {
   bool want_resets = true;
   // Wake the consumer only once this many bytes wait (0: every record).
   std::uint64_t wakeup_bytes = 1u << 20;
-  // History mode: the kernel keeps each socket's path and sends one
-  // tt_conn_event per connection (on_conn) instead of its transitions; RSTs
-  // after the end still arrive as segments, retransmits not at all
-  // (tcp_sock.total_retrans counts them). open_connections() dumps the rest.
+  // History mode: the kernel keeps the path of each socket with storage and
+  // sends one tt_conn_event per connection (on_conn) instead of its
+  // transitions; RSTs after the end still arrive as segments, retransmits
+  // not at all (tcp_sock.total_retrans counts them). open_connections()
+  // dumps the ones still open. With lazy_storage, sockets without storage
+  // arrive transition by transition, uncompleted and filtered only by what
+  // holds for every step (see filter_check() in bpf/sock.bpf.h): the sink
+  // assembles and filters their paths (HistoryAssembler).
   bool aggregate = false;
-  // Trace mode: socket storage only for listeners (and their children) and
-  // sockets seen at start; SocketMemory remembers the rest in user space, and
-  // the owner filters (pid, comm) are checked once it has named the owner.
+  // Socket storage only for listeners (and their children) and sockets seen
+  // at start. Per-transition modes: SocketMemory remembers the rest in user
+  // space, and the owner filters (pid, comm) are checked once it has named
+  // the owner.
   bool lazy_storage = false;
-  // Per-transition modes: each CPU stages its state records and sends them
-  // TT_STAGE_RECORDS at a time (one ring reservation per batch). poll() runs
-  // the flush program on every CPU and hands records on in time order (see
-  // user/reorder.h), so they reach the sink up to one poll late. Ignored
-  // with `aggregate`, and with a ring too small to hold four batches
-  // (under 16 KiB).
+  // Each CPU stages its state records and sends them TT_STAGE_RECORDS at a
+  // time (one ring reservation per batch). poll() runs the flush program on
+  // every CPU and hands records on in time order (see user/reorder.h), so
+  // they reach the sink up to one poll late. Ignored with a ring too small
+  // to hold four batches (under 16 KiB).
   bool batch = false;
   // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
   bool tracepoints = true;
@@ -99,6 +103,16 @@ public:
   }
   void for_each_open_connection(void (*fn)(void *, const tt_conn_event &),
                                 void *ctx) const;
+  // History mode with lazy storage: the counters now (TT_CF_COUNTERS
+  // records, no steps) of each socket without storage that a process holds
+  // a descriptor of. Works after capabilities are dropped, as above.
+  template <typename Fn> void unstored_counters(Fn &&fn) const {
+    for_each_unstored_counters(
+        [](void *ctx, const tt_conn_event &ev) { (*static_cast<Fn *>(ctx))(ev); },
+        &fn);
+  }
+  void for_each_unstored_counters(void (*fn)(void *, const tt_conn_event &),
+                                  void *ctx) const;
 
   // The fd of a loaded program, by its function name ("dump_tcp"), or -1
   // when it is not loaded. For user/bpf/iter.h.

@@ -11,7 +11,7 @@ int run_trace(const CommonOptions &opts);
 
 struct HistoryOptions {
   std::uint64_t interval_ns = 0; // also print open connections this often
-  std::size_t max_conns = 65536;
+  std::size_t max_conns = std::size_t{1} << 20;
   bool show_seq = false; // -v/--seq: snd_una/snd_nxt/rcv_nxt per step
 };
 // tcptrail history: one record per connection when it ends, plus the open

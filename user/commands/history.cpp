@@ -1,7 +1,9 @@
 // tcptrail history: the life story of every connection, one record each.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "commands/commands.h"
@@ -42,6 +44,23 @@ void append_open(const Tracer &tracer, HistoryAssembler &scratch,
   HistoryAssembler::order_open(out, first);
 }
 
+// The user's filters on a whole record. The kernel applied them already to
+// the paths it aggregated; the others (sockets without storage) it could
+// check only for what holds at every step (bpf/sock.bpf.h, filter_check()).
+bool record_matches(const FilterSpec &spec, const ConnectionRecord &rec) {
+  tt_sock sk{};
+  sk.af = rec.af;
+  std::memcpy(sk.laddr, rec.laddr, TT_ADDR_LEN);
+  std::memcpy(sk.raddr, rec.raddr, TT_ADDR_LEN);
+  sk.lport = rec.lport;
+  sk.rport = rec.rport;
+  sk.netns = rec.netns;
+  sk.pid = rec.pid;
+  std::memcpy(sk.comm, rec.comm.data(),
+              std::min(rec.comm.size(), sizeof(sk.comm)));
+  return matches_states(spec, sk, rec.states);
+}
+
 } // namespace
 
 int run_history(const CommonOptions &opts, const HistoryOptions &history) {
@@ -59,10 +78,13 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
   std::uint64_t next_interval =
       history.interval_ns ? out_opts.start_ns + history.interval_ns : 0;
 
+  const FilterSpec &filter = opts.filter;
   auto emit = [&] {
     for (const ConnectionRecord &rec : records) {
       if (opts.count && printed >= opts.count)
         break;
+      if (!record_matches(filter, rec))
+        continue;
       formatter->record(out.buf(), rec);
       ++printed;
     }
@@ -89,9 +111,15 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
                  static_cast<unsigned long long>(n));
   };
   hooks.after_attach = [&](Tracer &t) { tracer = &t; };
+  // The counters now of the open connections assembled here.
+  auto refresh = [&](const Tracer &t) {
+    t.unstored_counters(
+        [&](const tt_conn_event &ev) { assembler.refresh(ev); });
+  };
   hooks.on_tick = [&](std::uint64_t now) {
     assembler.advance(now, records);
     if (next_interval && now >= next_interval) {
+      refresh(*tracer);
       assembler.snapshot_open(records);
       append_open(*tracer, scratch, records);
       next_interval = now + history.interval_ns;
@@ -102,6 +130,7 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
   };
 
   hooks.at_end = [&](Tracer &t) {
+    refresh(t);
     assembler.flush_all(records);
     append_open(t, scratch, records);
     emit();
@@ -109,6 +138,10 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
 
   TracerConfig cfg = make_tracer_config(opts);
   cfg.aggregate = true;
+  // Sockets connect() made go without storage, their transitions batched:
+  // see aggregate() in bpf/state.bpf.c.
+  cfg.lazy_storage = true;
+  cfg.batch = true;
   formatter->header(out.buf());
   run_session(opts, cfg, sink, hooks);
   tracer = nullptr;

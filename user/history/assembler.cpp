@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "history/payload.h"
+#include "socket_memory.h"
 #include "tcp_state.h"
 
 namespace tcptrail {
@@ -302,7 +303,40 @@ void HistoryAssembler::evict_one() {
 
 // ---- events -----------------------------------------------------------------
 
-void HistoryAssembler::on_state(const tt_state_event &ev) {
+// A socket without storage (history's lazy mode: the ones connect() made)
+// sends its transitions as the kernel sees them at that moment. What its
+// storage would have added comes from its earlier records here, by the
+// rules bpf/state.bpf.c applies (SocketMemory applies them in trace mode).
+void HistoryAssembler::complete_unstored(Conn &c, tt_state_event &ev) {
+  const std::uint8_t old_state = ev.old_state;
+  if (old_state == st(TcpState::Close) && ev.new_state == st(TcpState::SynSent))
+    ev.flags |= TT_F_ACTIVE;
+  else if (old_state == st(TcpState::Listen) &&
+           ev.new_state == st(TcpState::SynRecv))
+    ev.flags |= TT_F_PASSIVE;
+  ev.flags |= transition_isns(old_state, ev.new_state, ev.snd_una, ev.snd_nxt,
+                              ev.rcv_nxt, ev.isn_local, ev.isn_remote);
+  // The kernel names the owner at every system call that moves the socket:
+  // the latest is the owner, as storage would keep it.
+  if ((ev.flags & TT_F_OWNER) && in_owner_context(old_state, ev.new_state))
+    c.flags &= static_cast<std::uint16_t>(~kOwner);
+  // An RST seen earlier explains a CLOSE before an error or a timewait
+  // inference does (the kernel's order, with its RST flags in storage).
+  const bool inferred_tw = (ev.flags & TT_F_INFERRED) &&
+                           ev.new_state == st(TcpState::TimeWait);
+  if ((ev.new_state == st(TcpState::Close) || inferred_tw) &&
+      (c.resets_sent || c.resets_received)) {
+    ev.detail =
+        c.resets_received ? TT_DETAIL_RESET_RCVD : TT_DETAIL_RESET_SENT;
+    if (inferred_tw) {
+      ev.new_state = st(TcpState::Close);
+      ev.flags &= static_cast<std::uint8_t>(~TT_F_INFERRED);
+    }
+  }
+}
+
+void HistoryAssembler::on_state(const tt_state_event &in) {
+  tt_state_event ev = in; // completed below when the kernel had no storage
   const std::uint64_t ts = ev.hdr.ts_ns;
   std::uint32_t idx = find(ev.hdr.cookie);
   if (idx != kNone) {
@@ -318,6 +352,8 @@ void HistoryAssembler::on_state(const tt_state_event &ev) {
   if (is_new)
     idx = create(ev.hdr.cookie);
   Conn &c = at(idx);
+  if (!ev.stored)
+    complete_unstored(c, ev);
 
   // Attributes: the four-tuple once bound (lport is 0 at CLOSE -> SYN_SENT).
   if (is_new || ev.sk.lport != 0 || c.lport == 0) {
@@ -398,6 +434,7 @@ void HistoryAssembler::on_connection(const tt_conn_event &ev) {
     se.hdr.kind = TT_KIND_STATE;
     se.hdr.size = sizeof(se);
     se.hdr.ts_ns = step.ts_ns;
+    se.stored = 1; // complete: the kernel kept the path in storage
     se.sk = ev.sk;
     se.snd_una = step.snd_una;
     se.snd_nxt = step.snd_nxt;
@@ -431,6 +468,19 @@ void HistoryAssembler::on_connection(const tt_conn_event &ev) {
     if (!(ev.conn_flags & TT_CF_ACCEPTED))
       c.flags |= kAcceptUnknown;
   }
+}
+
+void HistoryAssembler::refresh(const tt_conn_event &ev) {
+  const std::uint32_t idx = find(ev.hdr.cookie);
+  if (idx == kNone)
+    return;
+  Conn &c = at(idx);
+  if (c.flags & kEnded)
+    return;
+  c.bytes_acked = std::max<std::uint64_t>(c.bytes_acked, ev.bytes_acked);
+  c.bytes_received =
+      std::max<std::uint64_t>(c.bytes_received, ev.bytes_received);
+  c.total_retrans = std::max(c.total_retrans, ev.total_retrans);
 }
 
 ConnectionRecord HistoryAssembler::open_record(const tt_conn_event &ev) {
@@ -471,6 +521,21 @@ void HistoryAssembler::on_segment(const tt_seg_event &ev) {
   if (ev.flags & TT_F_ISN_REMOTE) {
     c.isn_remote = ev.isn_remote;
     c.flags |= kIsnRemote;
+  }
+  if (!ev.stored) {
+    // As storage would: the port a connect() that fails reads as 0 at
+    // CLOSE, and the ISN a SYN carries.
+    if (c.lport == 0)
+      c.lport = ev.sk.lport;
+    if (ev.state == st(TcpState::SynSent) && !(c.flags & kIsnLocal)) {
+      if (ev.hdr.kind == TT_KIND_RETRANSMIT) {
+        c.isn_local = ev.seq;
+        c.flags |= kIsnLocal;
+      } else if (ev.hdr.kind == TT_KIND_RESET && ev.snd_nxt) {
+        c.isn_local = ev.snd_nxt - 1;
+        c.flags |= kIsnLocal;
+      }
+    }
   }
   touch(idx);
 }
@@ -590,6 +655,9 @@ ConnectionRecord HistoryAssembler::make_record(const Conn &c, bool open) const {
     r.path.push_back(s);
   }
   r.steps_dropped = c.steps_dropped;
+  r.states = 1U << (c.first_old_state & 31);
+  for (std::uint8_t i = 0; i < c.n_steps; ++i)
+    r.states |= 1U << (c.state[i] & 31);
 
   // States in the order they were held, the prior (unobserved) one first.
   std::uint8_t seen[kMaxSteps + 1];

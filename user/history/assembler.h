@@ -49,7 +49,7 @@ namespace tcptrail {
 
 class HistoryAssembler {
 public:
-  static constexpr std::size_t kDefaultMaxConns = 65536;
+  static constexpr std::size_t kDefaultMaxConns = std::size_t{1} << 20;
   static constexpr std::uint64_t kDefaultGraceNs = 200'000'000; // 200 ms
   // Steps kept per connection: every path the kernel takes for one
   // connection fits (e.g. SYN_SENT ESTABLISHED FIN_WAIT1 FIN_WAIT2
@@ -66,7 +66,9 @@ public:
   HistoryAssembler &operator=(const HistoryAssembler &) = delete;
 
   // A state transition (TT_KIND_STATE). Creates the connection on its first
-  // event. A birth event (old state CLOSE) for a cookie whose connection
+  // event. A record the kernel made without socket storage (stored == 0)
+  // is completed from the connection's earlier ones first: role, ISNs,
+  // owner, the RST that ended it. A birth event (old state CLOSE) for a cookie whose connection
   // already ended, later than that end, starts a new connection (a socket
   // reused after tcp_disconnect); the ended one is emitted by advance().
   void on_state(const tt_state_event &ev);
@@ -81,6 +83,10 @@ public:
   // Once one has been seen, listeners' accepted counts come from the kernel
   // only: children are no longer counted here.
   void on_connection(const tt_conn_event &ev);
+  // The counters now of a connection whose path is assembled here
+  // (TT_CF_COUNTERS: a socket without storage), for its open record. An
+  // untracked or ended cookie is ignored.
+  void refresh(const tt_conn_event &ev);
   // The record of a connection still open (no TT_CF_ENDED), as
   // snapshot_open() would make it, without tracking it: for the kernel's dump
   // of open connections. Uses this assembler as scratch space.
@@ -129,6 +135,7 @@ private:
   void list_push_back(std::uint32_t idx, bool ended_list);
   void touch(std::uint32_t idx);
 
+  static void complete_unstored(Conn &c, tt_state_event &ev);
   static void insert_step(Conn &c, const tt_state_event &ev);
   void count_accept(Conn &child);
   ConnectionRecord make_record(const Conn &c, bool open) const;

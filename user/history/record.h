@@ -92,6 +92,9 @@ struct ConnectionRecord {
   std::uint32_t steps_dropped = 0;
 
   std::vector<PathStep> path; // ordered by enter_ns
+  // 1 << state of every state on the path and of the state the first step
+  // left: what --state matches (as the kernel's conn_states()).
+  std::uint32_t states = 0;
 };
 
 // "active", "passive"; empty for Unknown.
