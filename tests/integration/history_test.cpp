@@ -367,5 +367,69 @@ TEST_F(HistoryTest, OpenConnectionsAtExitWithTheirPathSoFar) {
   EXPECT_TRUE(listener_seen) << dump(b);
 }
 
+// A client socket has no storage in history mode: user space assembles its
+// path from its transitions, and the filters must still select whole
+// records. A state anywhere on the path selects the record with every step;
+// an owner named only at connect() selects the steps that came after.
+TEST_F(HistoryTest, FiltersSelectWholePaths) {
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  Server server(*net_, Side::B,
+                {.addr = sa,
+                 .exchange = {.send_bytes = kReply, .recv_bytes = kRequest}});
+  const std::string ns = std::to_string(net_->inode(Side::A));
+  const std::string port = std::to_string(server.port());
+  TracerProcess fin_wait2({"history", "-f", "json", "--netns", ns, "--state",
+                           "FIN_WAIT2", "--comm", "tt-filtered", "--rport",
+                           port});
+  TracerProcess close_wait(
+      {"history", "-f", "json", "--netns", ns, "--state", "CLOSE_WAIT"});
+  TracerProcess other_comm(
+      {"history", "-f", "json", "--netns", ns, "--comm", "tt-other"});
+  TT_START_TRACER(fin_wait2);
+  TT_START_TRACER(close_wait);
+  TT_START_TRACER(other_comm);
+  ClientResult client = run_client(
+      *net_, Side::A,
+      {.addr = sa,
+       .port = server.port(),
+       .exchange = {.send_bytes = kRequest,
+                    .recv_bytes = kReply,
+                    .close_first = true},
+       .comm = "tt-filtered"});
+  server.finish();
+  EXPECT_EQ(fin_wait2.stop(), 0) << fin_wait2.stderr_text();
+  EXPECT_EQ(close_wait.stop(), 0) << close_wait.stderr_text();
+  EXPECT_EQ(other_comm.stop(), 0) << other_comm.stderr_text();
+
+  const std::vector<Json> selected = fin_wait2.events();
+  Json c = record(selected, ca, client.local_port, sa, server.port());
+  ASSERT_FALSE(c.is_null());
+  expect_contract(c);
+  EXPECT_EQ(path_states(c),
+            (std::vector<std::string>{"SYN_SENT", "ESTABLISHED", "FIN_WAIT1",
+                                      "FIN_WAIT2", "TIME_WAIT"}));
+  EXPECT_EQ(c["pid"], client.pid);
+  EXPECT_EQ(c["comm"], "tt-filtered");
+  EXPECT_EQ(c["role"], "active");
+  EXPECT_EQ(c["bytes_acked"], kRequest);
+  EXPECT_TRUE(c["isn_local"].is_number());
+  EXPECT_TRUE(c["isn_remote"].is_number());
+  for (const Json &ev : selected)
+    if (ev.value("event", "") == "connection")
+      EXPECT_EQ(ev.value("lport", -1), client.local_port) << dump(selected);
+
+  auto has_client = [&](const std::vector<Json> &events) {
+    for (const Json &ev : events)
+      if (ev.value("event", "") == "connection" &&
+          ev.value("lport", -1) == client.local_port)
+        return true;
+    return false;
+  };
+  const std::vector<Json> cw = close_wait.events();
+  const std::vector<Json> oc = other_comm.events();
+  EXPECT_FALSE(has_client(cw)) << dump(cw);
+  EXPECT_FALSE(has_client(oc)) << dump(oc);
+}
+
 } // namespace
 } // namespace tcptrail::test

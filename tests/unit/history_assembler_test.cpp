@@ -1,5 +1,7 @@
 // HistoryAssembler: synthetic event streams -> exact connection records.
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,8 @@ namespace {
 
 using S = StateSpec;
 using T = TcpState;
+
+constexpr std::uint8_t st(T s) { return static_cast<std::uint8_t>(s); }
 
 constexpr std::uint64_t T0 = 1 * kSec;
 constexpr std::uint32_t IL = 1000; // local ISN
@@ -676,6 +680,195 @@ TEST(HistoryAssembler, TableOfScenarios) {
     }
     EXPECT_EQ(hist.evicted(), 0u);
   }
+}
+
+// A client socket in history's lazy mode has no storage: the kernel sends
+// its transitions as it sees them, without role, ISNs or the owner outside
+// system calls. complete_unstored() must derive the same record the kernel
+// would have aggregated.
+std::vector<Input> unstored(std::vector<Input> events) {
+  for (Input &in : events) {
+    auto &ev = std::get<tt_state_event>(in);
+    ev.stored = 0;
+    ev.flags &= static_cast<std::uint8_t>(
+        ~(TT_F_ACTIVE | TT_F_PASSIVE | TT_F_ISN_LOCAL | TT_F_ISN_REMOTE));
+    ev.isn_local = ev.isn_remote = 0;
+    // The kernel names the owner only in a system call's context.
+    const bool syscall =
+        (ev.old_state == st(T::Close) && ev.new_state == st(T::SynSent)) ||
+        ev.new_state == st(T::FinWait1);
+    if (!syscall) {
+      ev.flags &= static_cast<std::uint8_t>(~TT_F_OWNER);
+      ev.sk.pid = 0;
+      std::memset(ev.sk.comm, 0, sizeof(ev.sk.comm));
+    }
+  }
+  return events;
+}
+
+std::vector<std::string> records_after_grace(HistoryAssembler &hist,
+                                             const std::vector<Input> &evs) {
+  std::vector<ConnectionRecord> out;
+  hist.advance(last_ts(evs) + HistoryAssembler::kDefaultGraceNs, out);
+  std::vector<std::string> got;
+  for (const auto &r : out)
+    got.push_back(describe(r));
+  return got;
+}
+
+TEST(HistoryAssembler, UnstoredPathIsCompletedAsStorageWouldHave) {
+  const std::vector<Input> events = unstored(active_close());
+  ASSERT_EQ(std::get<tt_state_event>(events[1]).flags & TT_F_ISN_REMOTE, 0);
+  HistoryAssembler hist;
+  feed(hist, events);
+  EXPECT_EQ(records_after_grace(hist, events),
+            std::vector<std::string>{kActiveClose});
+}
+
+TEST(HistoryAssembler, UnstoredOwnerIsTheLatestSystemCaller) {
+  std::vector<Input> events = unstored(active_close());
+  // close() by another process (the fd was passed on): it owns it now, as
+  // take_owner() in the state program would record.
+  auto &fin = std::get<tt_state_event>(events[2]);
+  fin.sk.pid = 99;
+  std::strncpy(fin.sk.comm, "other", TT_COMM_LEN);
+  HistoryAssembler hist;
+  feed(hist, events);
+  std::vector<ConnectionRecord> out;
+  hist.flush_all(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].pid, 99u);
+  EXPECT_EQ(out[0].comm, "other");
+}
+
+TEST(HistoryAssembler, UnstoredResetSeenFirstExplainsTheClose) {
+  // FIN_WAIT2, then we abort (RST sent): the kernel's CLOSE reads as a
+  // timewait inference without storage's RST flag.
+  std::vector<Input> events = unstored(active_close());
+  events.insert(events.begin() + 4,
+                make_seg(SegSpec{.ts = T0 + 300 * kUs + 11'900 * kMs,
+                                 .kind = TT_KIND_RESET,
+                                 .what = TT_RESET_SENT,
+                                 .state = T::FinWait2,
+                                 .stored = false}));
+  HistoryAssembler hist;
+  feed(hist, events);
+  std::vector<ConnectionRecord> out;
+  hist.flush_all(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].end, ConnEnd::ResetSent);
+  EXPECT_EQ(out[0].resets_sent, 1u);
+  ASSERT_FALSE(out[0].path.empty());
+  EXPECT_EQ(out[0].path.back().state, st(T::Close));
+}
+
+TEST(HistoryAssembler, UnstoredConnectTimeoutTakesPortAndIsnFromItsSyn) {
+  // connect() picks the port after SYN_SENT is entered, and CLOSE reads 0
+  // again: only the SYN retransmit shows it, and the SYN's seq is the ISN.
+  const std::vector<Input> events = {
+      make_state(S{.ts = T0,
+                   .from = T::Close,
+                   .to = T::SynSent,
+                   .lport = 0,
+                   .stored = false}),
+      make_seg(SegSpec{.ts = T0 + 1 * kSec,
+                       .kind = TT_KIND_RETRANSMIT,
+                       .what = TT_RETRANS_SYN,
+                       .state = T::SynSent,
+                       .seq = IL,
+                       .lport = 40123,
+                       .stored = false}),
+      make_state(S{.ts = T0 + 3 * kSec,
+                   .from = T::SynSent,
+                   .to = T::Close,
+                   .detail = TT_DETAIL_ERROR,
+                   .error = ETIMEDOUT,
+                   .retrans = 1,
+                   .lport = 0,
+                   .pid = 0,
+                   .stored = false}),
+  };
+  HistoryAssembler hist;
+  feed(hist, events);
+  std::vector<ConnectionRecord> out;
+  hist.flush_all(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].lport, 40123);
+  EXPECT_EQ(out[0].isn_local, IL);
+  EXPECT_FALSE(out[0].isn_remote);
+  EXPECT_EQ(out[0].role, ConnRole::Active);
+  EXPECT_EQ(out[0].end, ConnEnd::Timeout);
+  EXPECT_EQ(out[0].retransmits, 1u);
+  EXPECT_EQ(out[0].pid, 1234u);
+}
+
+TEST(HistoryAssembler, RefreshGivesOpenConnectionsTheirCountersNow) {
+  const std::vector<Input> a = unstored(active_close());
+  HistoryAssembler hist;
+  feed(hist, {a[0], a[1]});
+  tt_conn_event now{};
+  now.hdr.kind = TT_KIND_CONN;
+  now.hdr.cookie = kCookieA;
+  now.conn_flags = TT_CF_COUNTERS;
+  now.bytes_acked = 1 + 100; // the SYN's slot, then 100 payload bytes
+  now.bytes_received = 300;
+  now.total_retrans = 2;
+  hist.refresh(now);
+  now.hdr.cookie = kCookieB; // not tracked: ignored
+  hist.refresh(now);
+  std::vector<ConnectionRecord> snap;
+  hist.snapshot_open(snap);
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].bytes_acked, 100u);
+  EXPECT_EQ(snap[0].bytes_received, 300u);
+  EXPECT_EQ(snap[0].retransmits, 2u);
+  EXPECT_EQ(hist.tracked(), 1u);
+
+  // Counters never go back; an ended connection keeps its final ones.
+  now.hdr.cookie = kCookieA;
+  now.bytes_acked = 5;
+  hist.refresh(now);
+  feed(hist, {a[2], a[3], a[4]});
+  now.bytes_acked = 1'000'000;
+  hist.refresh(now);
+  std::vector<ConnectionRecord> out;
+  hist.flush_all(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].bytes_acked, 100u);
+}
+
+TEST(HistoryAssembler, RecordFilterSeesEveryStateOfThePathAndItsOwner) {
+  HistoryAssembler hist;
+  feed(hist, active_close());
+  std::vector<ConnectionRecord> out;
+  hist.flush_all(out);
+  ASSERT_EQ(out.size(), 1u);
+  const ConnectionRecord &rec = out[0];
+  auto with_states = [](std::initializer_list<T> states) {
+    FilterSpec f;
+    for (T s : states)
+      f.state_mask |= 1U << st(s);
+    return f;
+  };
+  EXPECT_TRUE(record_matches(FilterSpec{}, rec));
+  EXPECT_TRUE(record_matches(with_states({T::FinWait2}), rec));
+  EXPECT_TRUE(record_matches(with_states({T::Close}), rec)); // left at birth
+  EXPECT_TRUE(record_matches(with_states({T::TimeWait, T::Listen}), rec));
+  EXPECT_FALSE(record_matches(with_states({T::CloseWait}), rec));
+  EXPECT_FALSE(record_matches(with_states({T::SynRecv, T::LastAck}), rec));
+
+  FilterSpec owner;
+  owner.comm = "curl";
+  owner.pids = {1234};
+  EXPECT_TRUE(record_matches(owner, rec));
+  owner.comm = "curl2";
+  EXPECT_FALSE(record_matches(owner, rec));
+  FilterSpec ports;
+  ports.lports = {40000};
+  ports.rports = {80};
+  EXPECT_TRUE(record_matches(ports, rec));
+  ports.lports = {40001};
+  EXPECT_FALSE(record_matches(ports, rec));
 }
 
 TEST(HistoryAssembler, WaitsForGraceSoALateEventLandsInItsRecord) {

@@ -1,9 +1,7 @@
 // tcptrail history: the life story of every connection, one record each.
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <vector>
 
 #include "commands/commands.h"
@@ -42,23 +40,6 @@ void append_open(const Tracer &tracer, HistoryAssembler &scratch,
       out.push_back(std::move(rec));
   });
   HistoryAssembler::order_open(out, first);
-}
-
-// The user's filters on a whole record. The kernel applied them already to
-// the paths it aggregated; the others (sockets without storage) it could
-// check only for what holds at every step (bpf/sock.bpf.h, filter_check()).
-bool record_matches(const FilterSpec &spec, const ConnectionRecord &rec) {
-  tt_sock sk{};
-  sk.af = rec.af;
-  std::memcpy(sk.laddr, rec.laddr, TT_ADDR_LEN);
-  std::memcpy(sk.raddr, rec.raddr, TT_ADDR_LEN);
-  sk.lport = rec.lport;
-  sk.rport = rec.rport;
-  sk.netns = rec.netns;
-  sk.pid = rec.pid;
-  std::memcpy(sk.comm, rec.comm.data(),
-              std::min(rec.comm.size(), sizeof(sk.comm)));
-  return matches_states(spec, sk, rec.states);
 }
 
 } // namespace

@@ -738,6 +738,20 @@ ConnectionRecord HistoryAssembler::make_record(const Conn &c, bool open) const {
   return r;
 }
 
+bool record_matches(const FilterSpec &spec, const ConnectionRecord &rec) {
+  tt_sock sk{};
+  sk.af = rec.af;
+  std::memcpy(sk.laddr, rec.laddr, TT_ADDR_LEN);
+  std::memcpy(sk.raddr, rec.raddr, TT_ADDR_LEN);
+  sk.lport = rec.lport;
+  sk.rport = rec.rport;
+  sk.netns = rec.netns;
+  sk.pid = rec.pid;
+  std::memcpy(sk.comm, rec.comm.data(),
+              std::min(rec.comm.size(), sizeof(sk.comm)));
+  return matches_states(spec, sk, rec.states);
+}
+
 std::string_view conn_role_name(ConnRole role) {
   switch (role) {
   case ConnRole::Active:

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filter.h"
 #include "tcptrail/events.h"
 
 namespace tcptrail {
@@ -96,6 +97,13 @@ struct ConnectionRecord {
   // left: what --state matches (as the kernel's conn_states()).
   std::uint32_t states = 0;
 };
+
+// The user's filters on a whole record: the states are every state on its
+// path (ConnectionRecord::states), the owner is the record's. The kernel
+// applied them already to the paths it aggregated; the others (sockets
+// without storage) it checked only for what holds at every step
+// (filter_check() in bpf/sock.bpf.h).
+bool record_matches(const FilterSpec &spec, const ConnectionRecord &rec);
 
 // "active", "passive"; empty for Unknown.
 std::string_view conn_role_name(ConnRole role);
