@@ -141,6 +141,7 @@ if tcptrail_has trace; then
       # the "before" figure.
       wait_ready "$TRACER_PID" "$log_file" 120 || { stop_tracer "$TRACER_PID"; continue; }
       rss0=$(kib_of "$TRACER_PID" VmRSS)
+      anon0=$(kib_of "$TRACER_PID" RssAnon)
       maps0=$(map_bytes "$TRACER_PID")
       errf="$BENCH_TMP/idle.err"
       : >"$errf"
@@ -149,11 +150,12 @@ if tcptrail_has trace; then
       # puts every server socket in CLOSE_WAIT for a moment.
       run_load --mode idle --idle "$scale" --duration 60 2>"$errf" >"$BENCH_TMP/idle.json" &
       lg=$!
-      rss1=0 maps1=0
+      rss1=0 anon1=0 maps1=0
       for ((t = 0; t < 3000; t++)); do # up to 300 s
         if grep -q holding "$errf"; then
           sleep 2
           rss1=$(kib_of "$TRACER_PID" VmRSS)
+          anon1=$(kib_of "$TRACER_PID" RssAnon)
           maps1=$(map_bytes "$TRACER_PID")
           break
         fi
@@ -163,9 +165,12 @@ if tcptrail_has trace; then
       wait "$lg" || true
       stop_tracer "$TRACER_PID"
       per_conn=$("$PYTHON" -c "print(round(($rss1 - $rss0) * 1024 / $scale, 1))")
-      printf '%-24s %d idle connections: RSS %s -> %s KiB (%s B/connection), BPF maps %s -> %s bytes\n' \
-        "tcptrail $sub" "$scale" "$rss0" "$rss1" "$per_conn" "$maps0" "$maps1"
-      emit "{\"metric\":\"scale\",\"tool\":\"tcptrail $sub\",\"connections\":$scale,\"rss_before_kib\":$rss0,\"rss_held_kib\":$rss1,\"user_bytes_per_connection\":$per_conn,\"map_bytes_before\":$maps0,\"map_bytes_held\":$maps1}"
+      # The heap alone: RSS also counts the ring buffer's pages (file pages,
+      # mapped twice) once records have passed through them.
+      anon_per_conn=$("$PYTHON" -c "print(round(($anon1 - $anon0) * 1024 / $scale, 1))")
+      printf '%-24s %d idle connections: RSS %s -> %s KiB (%s B/connection; anonymous %s -> %s KiB, %s B/connection), BPF maps %s -> %s bytes\n' \
+        "tcptrail $sub" "$scale" "$rss0" "$rss1" "$per_conn" "$anon0" "$anon1" "$anon_per_conn" "$maps0" "$maps1"
+      emit "{\"metric\":\"scale\",\"tool\":\"tcptrail $sub\",\"connections\":$scale,\"rss_before_kib\":$rss0,\"rss_held_kib\":$rss1,\"user_bytes_per_connection\":$per_conn,\"anon_before_kib\":$anon0,\"anon_held_kib\":$anon1,\"anon_bytes_per_connection\":$anon_per_conn,\"map_bytes_before\":$maps0,\"map_bytes_held\":$maps1}"
     done
   fi
 else

@@ -317,8 +317,9 @@ int open_and_load(const TracerConfig &cfg,
   }
   bpf_program__set_autoload(skel->progs.handle_tcp_retransmit_skb,
                             cfg.want_retransmits);
+  // History counts no SYN-ACK retransmits (a request socket has no path).
   bpf_program__set_autoload(skel->progs.handle_tcp_retransmit_synack,
-                            cfg.want_retransmits);
+                            cfg.want_retransmits && !cfg.aggregate);
   bpf_program__set_autoload(skel->progs.handle_tcp_send_reset,
                             cfg.want_resets);
   bpf_program__set_autoload(skel->progs.handle_tcp_receive_reset,
