@@ -25,12 +25,12 @@ static __always_inline bool in_owner_context(__u8 old, __u8 new)
 
 /*
  * History mode: adds the transition to the socket's path and sends the whole
- * path once, when the connection ends. Only sockets that have storage without
- * this program making it are aggregated: listeners, their children (a clone
- * of the listener's) and sockets seen at start. A socket connect() made has
- * none: making it costs ~1 us (~100 ns on each of its connection's runs),
- * more than sending its ~5 transitions in batches, as `trace` does, for
- * HistoryAssembler to put together in user space.
+ * path once, when the connection ends. Only sockets with storage are
+ * aggregated: listeners (one storage per listen()), their children (a clone
+ * of the listener's, made by the kernel) and sockets seen at start. A socket
+ * connect() made has none (cfg_lazy_storage): making it costs ~1 us, ~100 ns
+ * on each of its connection's runs, more than sending its ~5 transitions in
+ * batches as `trace` does, for HistoryAssembler to put together.
  */
 static __always_inline int aggregate(const struct sock *sk, const struct tcp_sock *tp,
 				     struct sock_info *info, struct tt_sock *s, __u64 now,

@@ -2,7 +2,7 @@
 // TCP connection (`tcptrail history`). Pure logic, no I/O, single-threaded.
 //
 // Use:
-//   HistoryAssembler hist;                    // max_conns 65536, grace 200 ms
+//   HistoryAssembler hist;                    // max_conns 2^20, grace 200 ms
 //   for each decoded record:
 //     hist.on_state(ev) / hist.on_segment(ev);
 //   periodically (each poll):
