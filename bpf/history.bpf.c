@@ -38,9 +38,6 @@ int dump_open_conns(struct bpf_iter__bpf_sk_storage_map *ctx)
 	return 0;
 }
 
-#define IPPROTO_TCP 6
-#define SOCK_STREAM 1
-
 /*
  * History mode, lazy storage: the sockets without storage (the ones connect()
  * made), whose paths user space assembles from their transitions. This
@@ -53,23 +50,11 @@ int dump_open_conns(struct bpf_iter__bpf_sk_storage_map *ctx)
 SEC("iter/task_file")
 int dump_unstored_counters(struct bpf_iter__task_file *ctx)
 {
-	struct task_struct *task = ctx->task;
-	struct file *file = ctx->file;
+	struct sock *sk = task_file_tcp_sock(ctx->task, ctx->file);
 	struct tt_conn_event ev = {};
 	struct tcp_sock *tp;
-	struct socket *so;
-	struct sock *sk;
 
-	if (!task || !file)
-		return 0;
-	/* A thread sharing its leader's fd table: seen with the leader. */
-	if (task->pid != task->tgid && task->files == task->group_leader->files)
-		return 0;
-	so = bpf_sock_from_file(file); /* NULL unless a socket's file */
-	if (!so)
-		return 0;
-	sk = so->sk;
-	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
+	if (!sk)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp || bpf_sk_storage_get(&sock_infos, sk, NULL, 0) ||

@@ -18,8 +18,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define IPPROTO_TCP 6
-#define SOCK_STREAM 1
 
 /*
  * libbpf fills this from /proc/config.gz or /boot/config-$(uname -r); 0 when
@@ -167,12 +165,9 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 }
 
 /*
- * One record per TCP socket file descriptor. The kernel's task_file iterator
- * already skips a thread whose fd table is its group leader's
- * (task_seq_get_next(), skip_if_dup_files); the same test here keeps that
- * guarantee explicit. A thread that unshare(CLONE_FILES)d has a table of its
- * own and is kept (a tgid == pid test would lose its sockets); its records
- * name the process (tgid).
+ * One record per TCP socket file descriptor (see task_file_tcp_sock() for
+ * which threads' tables are read); a thread with a table of its own names its
+ * process (tgid), as a tgid == pid test would lose its sockets.
  */
 SEC("iter/task_file")
 int dump_task_file(struct bpf_iter__task_file *ctx)
@@ -181,23 +176,9 @@ int dump_task_file(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct tt_iter_file rec = {};
-	struct socket *so;
-	struct sock *sk;
+	struct sock *sk = task_file_tcp_sock(task, file);
 
-	if (!task || !file)
-		return 0;
-	if (task->pid != task->tgid && task->files == task->group_leader->files)
-		return 0;
-	/* NULL unless file->f_op == &socket_file_ops */
-	so = bpf_sock_from_file(file);
-	if (!so)
-		return 0;
-	sk = so->sk;
 	if (!sk)
-		return 0;
-	if (sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
-		return 0;
-	if (sk->__sk_common.skc_family != AF_INET && sk->__sk_common.skc_family != AF_INET6)
 		return 0;
 
 	rec.hdr.kind = TT_KIND_ITER_FILE;

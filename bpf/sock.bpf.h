@@ -90,6 +90,37 @@ static __always_inline void current_task(__u32 *tgid, char comm[TT_COMM_LEN])
 	((__u64 *)comm)[1] = *(const __u64 *)&t->comm[8];
 }
 
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+
+/*
+ * The TCP socket (IPv4 or IPv6 stream) an iter/task_file record's file is,
+ * or NULL. A thread whose fd table is its group leader's is skipped: the
+ * kernel's task_file iterator already skips it (task_seq_get_next(),
+ * skip_if_dup_files), and the same test here keeps that guarantee explicit.
+ * A thread that unshare(CLONE_FILES)d has a table of its own and is kept.
+ */
+static __always_inline struct sock *task_file_tcp_sock(const struct task_struct *task,
+							struct file *file)
+{
+	struct socket *so;
+	struct sock *sk;
+
+	if (!task || !file)
+		return NULL;
+	if (task->pid != task->tgid && task->files == task->group_leader->files)
+		return NULL;
+	so = bpf_sock_from_file(file); /* NULL unless file->f_op == &socket_file_ops */
+	if (!so)
+		return NULL;
+	sk = so->sk;
+	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
+		return NULL;
+	if (sk->__sk_common.skc_family != AF_INET && sk->__sk_common.skc_family != AF_INET6)
+		return NULL;
+	return sk;
+}
+
 /*
  * The socket's storage if it has any, made never. (Checking sk_bpf_storage
  * for NULL first saves sockets without storage the helper call; done here,

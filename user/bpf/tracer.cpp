@@ -340,6 +340,7 @@ int open_and_load(const TracerConfig &cfg,
       bpf_program__set_autoload(prog, cfg.tracepoints && cfg.aggregate);
       bpf_program__set_autoattach(prog, false);
     } else if (prog == skel->progs.dump_unstored_counters) {
+      // The same for the sockets without storage (unstored_counters()).
       bpf_program__set_autoload(
           prog, cfg.tracepoints && cfg.aggregate && cfg.lazy_storage);
       bpf_program__set_autoattach(prog, false);

@@ -18,6 +18,7 @@
 #include "runtime.h"
 #include "snapshot/leaks.h"
 #include "tcp_state.h"
+#include "tuple.h"
 
 namespace tcptrail {
 
@@ -71,12 +72,7 @@ public:
     LeakReport rep = build_report(
         tracker, now, leaks_.min_age_ns, [this](const StuckSocket &s) {
           tt_sock sk{};
-          std::memcpy(sk.laddr, s.laddr, TT_ADDR_LEN);
-          std::memcpy(sk.raddr, s.raddr, TT_ADDR_LEN);
-          sk.lport = s.lport;
-          sk.rport = s.rport;
-          sk.af = s.af;
-          sk.netns = s.netns;
+          copy_tuple(sk, s);
           sk.pid = s.pid;
           std::memcpy(sk.comm, s.comm, TT_COMM_LEN);
           return matches(user_filter_, sk, s.state, s.state);

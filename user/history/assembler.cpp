@@ -7,6 +7,7 @@
 #include "history/payload.h"
 #include "socket_memory.h"
 #include "tcp_state.h"
+#include "tuple.h"
 
 namespace tcptrail {
 
@@ -617,12 +618,7 @@ ConnectionRecord HistoryAssembler::make_record(const Conn &c, bool open) const {
   r.cookie = c.cookie;
   r.pid = c.pid;
   r.comm.assign(c.comm, strnlen(c.comm, TT_COMM_LEN));
-  r.af = c.af;
-  std::memcpy(r.laddr, c.laddr, TT_ADDR_LEN);
-  std::memcpy(r.raddr, c.raddr, TT_ADDR_LEN);
-  r.lport = c.lport;
-  r.rport = c.rport;
-  r.netns = c.netns;
+  copy_tuple(r, c);
 
   const std::uint8_t first_state = c.n_steps ? c.state[0] : 0;
   const bool born = c.first_old_state == st(TcpState::Close) ||
@@ -740,12 +736,7 @@ ConnectionRecord HistoryAssembler::make_record(const Conn &c, bool open) const {
 
 bool record_matches(const FilterSpec &spec, const ConnectionRecord &rec) {
   tt_sock sk{};
-  sk.af = rec.af;
-  std::memcpy(sk.laddr, rec.laddr, TT_ADDR_LEN);
-  std::memcpy(sk.raddr, rec.raddr, TT_ADDR_LEN);
-  sk.lport = rec.lport;
-  sk.rport = rec.rport;
-  sk.netns = rec.netns;
+  copy_tuple(sk, rec);
   sk.pid = rec.pid;
   std::memcpy(sk.comm, rec.comm.data(),
               std::min(rec.comm.size(), sizeof(sk.comm)));

@@ -9,6 +9,7 @@
 #include "format/formatter.h"
 #include "net.h"
 #include "tcp_state.h"
+#include "tuple.h"
 
 namespace tcptrail {
 
@@ -46,12 +47,7 @@ void LeakTracker::enumerate(const std::vector<SocketRow> &rows) {
     StuckSocket s;
     s.cookie = r.hdr.cookie;
     s.state = r.state;
-    s.af = r.af;
-    std::memcpy(s.laddr, r.laddr, TT_ADDR_LEN);
-    std::memcpy(s.raddr, r.raddr, TT_ADDR_LEN);
-    s.lport = r.lport;
-    s.rport = r.rport;
-    s.netns = r.netns;
+    copy_tuple(s, r);
     s.passive = listening.count({r.netns, r.lport}) > 0;
     if (!row.owners.empty()) {
       s.pid = row.owners[0].pid;

@@ -10,6 +10,7 @@
 
 #include "net.h"
 #include "tcp_state.h"
+#include "tuple.h"
 
 namespace tcptrail {
 
@@ -95,12 +96,7 @@ std::vector<SocketRow> join_owners(const std::vector<tt_iter_sock> &sockets,
 bool row_matches(const FilterSpec &spec, const SocketRow &row) {
   tt_sock sk{};
   const tt_iter_sock &s = row.sock;
-  std::memcpy(sk.laddr, s.laddr, TT_ADDR_LEN);
-  std::memcpy(sk.raddr, s.raddr, TT_ADDR_LEN);
-  sk.lport = s.lport;
-  sk.rport = s.rport;
-  sk.af = s.af;
-  sk.netns = s.netns;
+  copy_tuple(sk, s);
   if (row.owners.empty()) {
     if (s.flags & TT_IF_OWNER) {
       sk.pid = s.pid;
