@@ -60,11 +60,7 @@ int dump_unstored_counters(struct bpf_iter__task_file *ctx)
 	if (!tp || bpf_sk_storage_get(&sock_infos, sk, NULL, 0) ||
 	    !fill_tuple(&ev.sk, &sk->__sk_common))
 		return 0;
-	ev.hdr.kind = TT_KIND_CONN;
-	ev.hdr.size = sizeof(ev);
-	ev.hdr.cpu = bpf_get_smp_processor_id();
-	ev.hdr.ts_ns = bpf_ktime_get_ns();
-	ev.hdr.cookie = sock_cookie(sk);
+	fill_header(&ev.hdr, TT_KIND_CONN, sizeof(ev), bpf_ktime_get_ns(), sock_cookie(sk));
 	ev.bytes_acked = tp->bytes_acked;
 	ev.bytes_received = tp->bytes_received;
 	ev.total_retrans = tp->total_retrans;

@@ -180,12 +180,8 @@ int dump_task_file(struct bpf_iter__task_file *ctx)
 
 	if (!sk)
 		return 0;
-
-	rec.hdr.kind = TT_KIND_ITER_FILE;
-	rec.hdr.size = sizeof(rec);
-	rec.hdr.cpu = bpf_get_smp_processor_id();
-	rec.hdr.ts_ns = bpf_ktime_get_ns();
-	rec.hdr.cookie = bpf_get_socket_cookie(sk);
+	fill_header(&rec.hdr, TT_KIND_ITER_FILE, sizeof(rec), bpf_ktime_get_ns(),
+		    bpf_get_socket_cookie(sk));
 	rec.pid = task->tgid;
 	rec.fd = ctx->fd;
 	rec.ino = file->f_inode->i_ino;
