@@ -165,8 +165,8 @@ if tcptrail_has trace; then
       wait "$lg" || true
       stop_tracer "$TRACER_PID"
       per_conn=$("$PYTHON" -c "print(round(($rss1 - $rss0) * 1024 / $scale, 1))")
-      # The heap alone: RSS also counts the ring buffer's pages (file pages,
-      # mapped twice) once records have passed through them.
+      # RssAnon: private anonymous memory (the heap) alone, without the
+      # file-backed and shared pages VmRSS also counts.
       anon_per_conn=$("$PYTHON" -c "print(round(($anon1 - $anon0) * 1024 / $scale, 1))")
       printf '%-24s %d idle connections: RSS %s -> %s KiB (%s B/connection; anonymous %s -> %s KiB, %s B/connection), BPF maps %s -> %s bytes\n' \
         "tcptrail $sub" "$scale" "$rss0" "$rss1" "$per_conn" "$anon0" "$anon1" "$anon_per_conn" "$maps0" "$maps1"

@@ -68,9 +68,10 @@ public:
   // A state transition (TT_KIND_STATE). Creates the connection on its first
   // event. A record the kernel made without socket storage (stored == 0)
   // is completed from the connection's earlier ones first: role, ISNs,
-  // owner, the RST that ended it. A birth event (old state CLOSE) for a cookie whose connection
-  // already ended, later than that end, starts a new connection (a socket
-  // reused after tcp_disconnect); the ended one is emitted by advance().
+  // owner, the RST that ended it. A birth event (old state CLOSE) for a
+  // cookie whose connection already ended, later than that end, starts a
+  // new connection (a socket reused after tcp_disconnect); the ended one is
+  // emitted by advance().
   void on_state(const tt_state_event &ev);
   // A retransmit or reset (TT_KIND_RETRANSMIT / TT_KIND_RESET). Counted on
   // its connection; dropped and counted by unmatched_segments() when the
