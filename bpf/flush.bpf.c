@@ -33,11 +33,7 @@ int flush_stage(void *ctx)
 	ts = bpf_ktime_get_ns();
 	mark = bpf_ringbuf_reserve(&events, sizeof(*mark), 0);
 	if (mark) {
-		mark->hdr.kind = TT_KIND_FLUSH;
-		mark->hdr.size = sizeof(*mark);
-		mark->hdr.cpu = bpf_get_smp_processor_id();
-		mark->hdr.ts_ns = ts;
-		mark->hdr.cookie = 0;
+		fill_header(&mark->hdr, TT_KIND_FLUSH, sizeof(*mark), ts, 0);
 		mark->records = n;
 		mark->_pad = 0;
 		bpf_ringbuf_submit(mark, BPF_RB_NO_WAKEUP);

@@ -35,19 +35,21 @@ const volatile struct tt_cidr cfg_raddrs[MAX_FILTER_CIDRS] __weak = {};
  * tt_conn_event per connection (see events.h). */
 const volatile __u32 cfg_aggregate __weak = 0;
 /*
- * Trace mode: the state program makes socket storage only for listeners
- * (each child inherits a copy, BPF_F_CLONE) and the owner seeding makes it
- * for sockets that existed at start. Every other socket goes without: making
- * storage costs ~1 us, about 100 ns on each of a connection's ~10 runs.
- * User space remembers what the kernel cannot for those (SocketMemory).
+ * trace, diagnose, history: the state program makes socket storage only for
+ * listeners (each child inherits a copy, BPF_F_CLONE) and the owner seeding
+ * makes it for sockets that existed at start. Every other socket goes
+ * without: making storage costs ~1 us, about 100 ns on each of a
+ * connection's ~10 runs. User space remembers what the kernel cannot for
+ * those (SocketMemory; in history, HistoryAssembler).
  */
 const volatile __u32 cfg_lazy_storage __weak = 0;
 /*
- * Trace mode: the state program stages its records per CPU (stages below)
- * and sends TT_STAGE_RECORDS at a time; the flush program (flush.bpf.c),
- * run on each CPU by user space, sends what waits and marks how far that
- * CPU's records are complete. One reservation per batch instead of per
- * record: ~50-80 ns/run less on the 2-core VM (scripts/bench/floor.sh).
+ * trace, diagnose, history: the state program stages its per-transition
+ * records per CPU (stages below) and sends TT_STAGE_RECORDS at a time; the
+ * flush program (flush.bpf.c), run on each CPU by user space, sends what
+ * waits and marks how far that CPU's records are complete. One reservation
+ * per batch instead of per record: ~50-80 ns/run less on the 2-core VM
+ * (scripts/bench/floor.sh).
  */
 const volatile __u32 cfg_batch __weak = 0;
 const volatile __u32 cfg_no_retransmits __weak = 0;

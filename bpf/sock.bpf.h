@@ -394,16 +394,21 @@ static __always_inline void stage_release(struct tt_stage *st)
 }
 
 /*
- * Sends the staged records as one ring record and empties the stage. A full
- * ring loses them all, and counts them.
+ * Copies `size` bytes holding `records` records into the ring as one ring
+ * record. A full ring loses them all, and counts them.
  */
+static __always_inline void ring_output(void *data, __u32 size, __u32 records)
+{
+	if (bpf_ringbuf_output(&events, data, size, ring_wakeup_flag(size)))
+		__sync_fetch_and_add(&stat_lost, records);
+}
+
+/* Sends the staged records as one ring record and empties the stage. */
 static __always_inline void stage_send(struct tt_stage *st, __u32 n)
 {
 	if (n == 0 || n > TT_STAGE_RECORDS)
 		return;
-	if (bpf_ringbuf_output(&events, st->rec, n * sizeof(st->rec[0]),
-			       ring_wakeup_flag(n * sizeof(st->rec[0]))))
-		__sync_fetch_and_add(&stat_lost, n);
+	ring_output(st->rec, n * sizeof(st->rec[0]), n);
 	st->n = 0;
 }
 

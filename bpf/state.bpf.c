@@ -252,8 +252,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	}
 	if (!mine) {
 		/* We interrupted the flush program: the spare slot, alone. */
-		if (bpf_ringbuf_output(&events, ev, sizeof(*ev), ring_wakeup_flag(sizeof(*ev))))
-			stat_inc(&stat_lost);
+		ring_output(ev, sizeof(*ev), 1);
 		return 0;
 	}
 	stage->n = slot + 1;
