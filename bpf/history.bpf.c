@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "conn.bpf.h"
 
 SEC("iter/bpf_sk_storage_map")
@@ -40,7 +41,8 @@ int dump_open_conns(struct bpf_iter__bpf_sk_storage_map *ctx)
 
 /*
  * History mode, lazy storage: the sockets without storage (the ones connect()
- * made), whose paths user space assembles from their transitions. This
+ * made; every socket where the kernel keeps no paths, cfg_kernel_paths 0),
+ * whose paths user space assembles from their transitions. This
  * gives their counters now, for the open records printed at --interval and
  * on exit: one counters-only tt_conn_event (TT_CF_COUNTERS, no steps) per
  * socket file descriptor, from every process, in every network namespace.
@@ -53,17 +55,24 @@ int dump_unstored_counters(struct bpf_iter__task_file *ctx)
 	struct sock *sk = task_file_tcp_sock(ctx->task, ctx->file);
 	struct tt_conn_event ev = {};
 	struct tcp_sock *tp;
+	__u64 cookie;
 
-	if (!sk)
+	/*
+	 * sk is untrusted on hardened kernels (see owners.bpf.c): plain loads
+	 * and bpf_probe_read_kernel() only. A socket with any BPF storage is
+	 * skipped when the kernel keeps paths (the dump above has it); a
+	 * cookie never asked for means no record was ever made for it.
+	 */
+	if (!sk || (cfg_kernel_paths && sk->sk_bpf_storage))
 		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp || bpf_sk_storage_get(&sock_infos, sk, NULL, 0) ||
-	    !fill_tuple(&ev.sk, &sk->__sk_common))
+	cookie = sk->__sk_common.skc_cookie.counter;
+	if (!cookie || !fill_tuple(&ev.sk, &sk->__sk_common))
 		return 0;
-	fill_header(&ev.hdr, TT_KIND_CONN, sizeof(ev), bpf_ktime_get_ns(), sock_cookie(sk));
-	ev.bytes_acked = tp->bytes_acked;
-	ev.bytes_received = tp->bytes_received;
-	ev.total_retrans = tp->total_retrans;
+	tp = (struct tcp_sock *)sk;
+	fill_header(&ev.hdr, TT_KIND_CONN, sizeof(ev), bpf_ktime_get_ns(), cookie);
+	ev.bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	ev.bytes_received = BPF_CORE_READ(tp, bytes_received);
+	ev.total_retrans = BPF_CORE_READ(tp, total_retrans);
 	ev.error = sk->sk_err;
 	ev.conn_flags = TT_CF_COUNTERS;
 	bpf_seq_write(ctx->meta->seq, &ev, sizeof(ev));

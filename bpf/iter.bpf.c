@@ -180,8 +180,11 @@ int dump_task_file(struct bpf_iter__task_file *ctx)
 
 	if (!sk)
 		return 0;
+	/* sk is untrusted on hardened kernels: no helper may take it, so the
+	 * cookie is read where the kernel keeps it (0 if never asked for; user
+	 * space then joins by inode). */
 	fill_header(&rec.hdr, TT_KIND_ITER_FILE, sizeof(rec), bpf_ktime_get_ns(),
-		    bpf_get_socket_cookie(sk));
+		    sk->__sk_common.skc_cookie.counter);
 	rec.pid = task->tgid;
 	rec.fd = ctx->fd;
 	rec.ino = file->f_inode->i_ino;

@@ -35,6 +35,14 @@ const volatile struct tt_cidr cfg_raddrs[MAX_FILTER_CIDRS] __weak = {};
  * tt_conn_event per connection (see events.h). */
 const volatile __u32 cfg_aggregate __weak = 0;
 /*
+ * History mode: the kernel keeps the paths of sockets with storage and sends
+ * one record per connection; open ones are read back with an
+ * iter/bpf_sk_storage_map iterator. 0 where the kernel refuses that iterator
+ * (hardened builds): every socket's transitions then go out one by one, as
+ * for sockets without storage, and user space assembles every path.
+ */
+const volatile __u32 cfg_kernel_paths __weak = 0;
+/*
  * trace, diagnose, history: the state program makes socket storage only for
  * listeners (each child inherits a copy, BPF_F_CLONE) and the owner seeding
  * makes it for sockets that existed at start. Every other socket goes

@@ -65,7 +65,7 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 		info = sock_info_peek(sk);
 		if (info) {
 			info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
-			if (cfg_aggregate && info->n_steps) {
+			if (cfg_aggregate && cfg_kernel_paths && info->n_steps) {
 				/* History mode: counted into the connection's record. */
 				if (what == TT_RESET_SENT)
 					info->resets_sent++;

@@ -38,7 +38,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	 * socket without storage still sends them: a SYN retransmit carries the
 	 * local port its SYN_SENT -> CLOSE will read as 0.
 	 */
-	if (cfg_aggregate && info)
+	if (cfg_aggregate && cfg_kernel_paths && info)
 		return 0;
 	fill_owner(&s, info);
 	if (!filter_pass(&s, state, state))

@@ -200,7 +200,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	if (sock_flag_dead(sk))
 		flags |= TT_F_ORPHAN;
 
-	if (cfg_aggregate && info) {
+	if (cfg_aggregate && cfg_kernel_paths && info) {
 		/* Aggregated: this run stages nothing. */
 		if (stage && stage_mine(stage))
 			stage_release(stage);

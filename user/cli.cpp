@@ -222,6 +222,15 @@ int run_cli(int argc, char **argv) {
                   "problems with evidence; exit 3 when problems were found");
   add_common(diagnose, diagnose_opts);
 
+  std::string doctor_format = "text";
+  CLI::App *doctor = app.add_subcommand(
+      "doctor", "what this kernel lets tcptrail do: kernel, BTF, each "
+                "feature (probed) and each subcommand's status; exit 3 when "
+                "a subcommand cannot run");
+  doctor->add_option("-f,--format", doctor_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->type_name("FORMAT");
+
   // CLI11 reports a mistyped subcommand as a missing one: name it.
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
@@ -254,6 +263,8 @@ int run_cli(int argc, char **argv) {
     return run_leaks(leaks_opts, leaks_cfg);
   if (diagnose->parsed())
     return run_diagnose(diagnose_opts);
+  if (doctor->parsed())
+    return run_doctor(doctor_format == "json");
   return 2;
 }
 

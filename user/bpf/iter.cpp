@@ -38,8 +38,8 @@ int make_link(const Tracer &tracer, const char *prog) {
   return link;
 }
 
-// Creates an iterator from `link` (in the calling thread's namespaces) and
-// reads it to the end.
+} // namespace
+
 std::string read_iter(int link) {
   const int fd = bpf_iter_create(link);
   if (fd < 0)
@@ -62,6 +62,8 @@ std::string read_iter(int link) {
   close(fd);
   return bytes;
 }
+
+namespace {
 
 std::uint64_t inode_of(const std::string &path) {
   struct stat st;
@@ -103,6 +105,9 @@ std::vector<NetnsRef> list_netns() {
 
 IterReader::IterReader(const Tracer &tracer) {
   tcp_link_ = make_link(tracer, "dump_tcp");
+  // Optional (program_table()): without it, sockets show no owner.
+  if (tracer.program_fd("dump_task_file") < 0)
+    return;
   try {
     file_link_ = make_link(tracer, "dump_task_file");
   } catch (...) {
@@ -118,11 +123,11 @@ IterReader::~IterReader() {
     close(file_link_);
 }
 
-IterRecords IterReader::sockets(const std::vector<NetnsRef> &netns) const {
-  IterRecords out;
+void in_each_netns(const std::vector<NetnsRef> &netns,
+                   const std::function<void(const NetnsRef &)> &fn) {
   std::exception_ptr failure;
-  // The iterator's namespace is its creator's: a thread of our own enters
-  // each namespace in turn, and dies with the last one.
+  // A thread of our own enters each namespace in turn, and dies with the
+  // last one.
   std::thread worker([&] {
     try {
       for (const NetnsRef &ns : netns) {
@@ -138,7 +143,7 @@ IterRecords IterReader::sockets(const std::vector<NetnsRef> &netns) const {
           throw Error(fmt::format("entering network namespace {}: {}",
                                   ns.path, errno_text(err)));
         }
-        decode_iter_stream(read_iter(tcp_link_), out);
+        fn(ns);
       }
     } catch (...) {
       failure = std::current_exception();
@@ -147,11 +152,20 @@ IterRecords IterReader::sockets(const std::vector<NetnsRef> &netns) const {
   worker.join();
   if (failure)
     std::rethrow_exception(failure);
+}
+
+IterRecords IterReader::sockets(const std::vector<NetnsRef> &netns) const {
+  IterRecords out;
+  in_each_netns(netns, [&](const NetnsRef &) {
+    decode_iter_stream(read_iter(tcp_link_), out);
+  });
   return out;
 }
 
 IterRecords IterReader::files() const {
   IterRecords out;
+  if (file_link_ < 0)
+    return out;
   decode_iter_stream(read_iter(file_link_), out);
   return out;
 }

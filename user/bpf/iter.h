@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,18 @@ struct NetnsRef {
 // (/proc/*/ns/net) and the named ones (/run/netns/*), deduplicated by inode,
 // root first.
 std::vector<NetnsRef> list_netns();
+
+// Creates an iterator from a BPF iterator link (in the calling thread's
+// namespaces) and reads it to the end. Throws tcptrail::Error.
+std::string read_iter(int link_fd);
+
+// Runs fn(ns) for each namespace, from a dedicated thread that setns()es
+// into each in turn, so the calling thread's namespace never changes (an
+// iter/tcp iterator walks its creator's namespace). A namespace that cannot
+// be entered any more (its last process exited) is skipped. Needs
+// CAP_SYS_ADMIN for namespaces other than our own.
+void in_each_netns(const std::vector<NetnsRef> &netns,
+                   const std::function<void(const NetnsRef &)> &fn);
 
 class IterReader {
 public:

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <linux/membarrier.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,12 +15,16 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "bpf/iter.h"
+#include "bpf/probe.h"
+#include "bpf/programs.h"
 #include "error.h"
 #include "privileges.h"
 #include "reorder.h"
@@ -78,53 +83,50 @@ void check_privileges() {
               "setcap cap_bpf,cap_perfmon+ep tcptrail");
 }
 
-struct Hook {
-  const char *tracepoint;
-  bool required;
-};
-constexpr Hook kHooks[] = {
-    {"inet_sock_set_state", true}, {"tcp_retransmit_skb", false},
-    {"tcp_retransmit_synack", false}, {"tcp_send_reset", false},
-    {"tcp_receive_reset", false},
-};
-
-// tp_btf needs the tracepoint's btf_trace_<name> typedef in kernel BTF.
-std::vector<std::string> missing_tracepoints() {
-  std::unique_ptr<btf, BtfDeleter> vmlinux(btf__load_vmlinux_btf());
-  if (!vmlinux)
-    throw Error(
-        fmt::format("cannot read kernel BTF: {}", errno_text(errno)),
-        "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y "
-        "(/sys/kernel/btf/vmlinux)");
-  std::vector<std::string> missing;
-  for (const Hook &hook : kHooks) {
-    const std::string name = std::string("btf_trace_") + hook.tracepoint;
-    if (btf__find_by_name_kind(vmlinux.get(), name.c_str(), BTF_KIND_TYPEDEF) <
-        0)
-      missing.emplace_back(hook.tracepoint);
-  }
-  return missing;
-}
-
-// Runs the seed_owners iterator once: every existing TCP socket gets its
-// owner in socket storage (see bpf/owners.bpf.c). Best effort: a failure
-// only means pre-existing sockets show pid 0, so it warns.
+// Seeds every existing TCP socket's storage with its owner, in two passes
+// (see bpf/owners.bpf.c): the fd walk, over every process, names the
+// network namespaces that hold candidates; iter/tcp then runs in each of
+// them (from a thread that enters it: we are still privileged here). Best
+// effort: a failure only means pre-existing sockets show pid 0, so it warns.
 void seed_owners(tcptrail_bpf *skel) {
-  bpf_link *link = bpf_program__attach_iter(skel->progs.seed_owners, nullptr);
-  if (!link) {
+  auto warn = [](const std::string &why) {
     std::fprintf(stderr, "tcptrail: warning: cannot walk existing sockets "
                          "(%s): their owners will show as unknown\n",
-                 errno_text(errno).c_str());
+                 why.c_str());
+  };
+  std::unique_ptr<bpf_link, LinkDeleter> files(
+      bpf_program__attach_iter(skel->progs.seed_owner_files, nullptr));
+  std::unique_ptr<bpf_link, LinkDeleter> socks(
+      bpf_program__attach_iter(skel->progs.seed_owner_socks, nullptr));
+  if (!files || !socks) {
+    warn(errno_text(errno));
     return;
   }
-  const int fd = bpf_iter_create(bpf_link__fd(link));
-  if (fd >= 0) {
-    char buf[256];
-    while (read(fd, buf, sizeof(buf)) > 0) {
+  try {
+    const std::string out = read_iter(bpf_link__fd(files.get()));
+    std::set<std::uint64_t> wanted;
+    for (std::size_t off = 0; off + 4 <= out.size(); off += 4) {
+      std::uint32_t inum;
+      std::memcpy(&inum, out.data() + off, sizeof(inum));
+      wanted.insert(inum);
     }
-    close(fd);
+    if (wanted.empty())
+      return;
+    const int sock_fd = bpf_link__fd(socks.get());
+    struct stat self;
+    if (stat("/proc/self/ns/net", &self) == 0 && wanted.erase(self.st_ino))
+      read_iter(sock_fd);
+    if (wanted.empty())
+      return;
+    // Other namespaces: found by a walk of /proc and /run/netns.
+    std::vector<NetnsRef> others;
+    for (NetnsRef &ns : list_netns())
+      if (wanted.count(ns.inode))
+        others.push_back(std::move(ns));
+    in_each_netns(others, [sock_fd](const NetnsRef &) { read_iter(sock_fd); });
+  } catch (const Error &e) {
+    warn(e.what());
   }
-  bpf_link__destroy(link);
 }
 
 // A batch is one ring record of TT_STAGE_RECORDS state records (2.7 KB): a
@@ -134,26 +136,6 @@ constexpr std::size_t kMinBatchedRing =
 
 bool want_batch(const TracerConfig &cfg) {
   return cfg.batch && cfg.ringbuf_bytes >= kMinBatchedRing;
-}
-
-// Whether the bpf() commands tcptrail issues on fds it holds (running the
-// flush program) still work once it has dropped its capabilities. Before
-// Linux 6.5, with kernel.unprivileged_bpf_disabled set (Debian's default),
-// the kernel refused every bpf() command to a task without CAP_BPF or
-// CAP_SYS_ADMIN; since then only loading programs and making maps need them.
-// Probed in a thread that empties its own effective set: getting the info
-// of fd -1 fails with EBADF where an fd is enough, EPERM where it is not.
-bool bpf_works_without_capabilities() {
-  bool works = true; // if the probe cannot drop, assume the newer kernels
-  std::thread probe([&works] {
-    if (!drop_thread_effective_capabilities())
-      return;
-    bpf_prog_info info{};
-    __u32 len = sizeof(info);
-    works = bpf_obj_get_info_by_fd(-1, &info, &len) != -EPERM;
-  });
-  probe.join();
-  return works;
 }
 
 bool is_power_of_two(std::size_t v) { return v && !(v & (v - 1)); }
@@ -294,72 +276,110 @@ struct Tracer::Impl {
   }
 };
 
-// Opens and configures the object, leaving out the programs of `missing`
-// tracepoints, and loads it. Returns libbpf's error (0 on success).
-int open_and_load(const TracerConfig &cfg,
-                  const std::vector<std::string> &missing, Tracer::Impl &impl) {
+namespace {
+
+// Whether `prog` (a program of the mode's, per program_table()) is also
+// wanted by this configuration of the mode.
+bool wanted_by_config(const TracerConfig &cfg, std::string_view prog,
+                      KernelProbes &probes) {
+  if (prog == "dump_tcp" || prog == "dump_task_file")
+    return cfg.iterators; // enumeration: snapshot, leaks
+  if (!cfg.tracepoints)
+    return false;
+  if (prog == "handle_tcp_retransmit_skb")
+    return cfg.want_retransmits;
+  // History counts no SYN-ACK retransmits (a request socket has no path).
+  if (prog == "handle_tcp_retransmit_synack")
+    return cfg.want_retransmits && !cfg.aggregate;
+  if (prog == "handle_tcp_send_reset" || prog == "handle_tcp_receive_reset")
+    return cfg.want_resets;
+  if (prog == "flush_stage")
+    return want_batch(cfg);
+  if (prog == "dump_open_conns")
+    return cfg.aggregate;
+  // History: the paths user space assembles (the sockets without storage,
+  // or all of them where the kernel keeps none).
+  if (prog == "dump_unstored_counters")
+    return cfg.aggregate &&
+           (cfg.lazy_storage || !probes.has(Feature::IterSkStorageMap));
+  return true;
+}
+
+} // namespace
+
+ProgramPlan plan_programs(const TracerConfig &cfg, KernelProbes &probes) {
+  ProgramPlan plan;
+  for (const ProgramSpec &spec : program_table()) {
+    if (!(spec.modes & mode_bit(cfg.mode)) ||
+        !wanted_by_config(cfg, spec.program, probes))
+      continue;
+    const ProbeAnswer &a = probes.probe(spec.feature);
+    if (a.ok) {
+      plan.load.push_back(spec.program);
+      continue;
+    }
+    const std::string line =
+        fmt::format("{} unavailable ({}): {}", feature_name(spec.feature),
+                    a.detail, spec.effect);
+    switch (spec.need) {
+    case Need::Required:
+      throw Error(fmt::format("this kernel cannot run tcptrail {}: {} ({}): "
+                              "{}",
+                              mode_name(cfg.mode), spec.program,
+                              feature_name(spec.feature), a.detail),
+                  "run `tcptrail doctor` to see what this kernel supports");
+    case Need::Optional:
+      // Two programs may need one feature for one purpose: say it once.
+      if (std::find(plan.warnings.begin(), plan.warnings.end(), line) ==
+          plan.warnings.end())
+        plan.warnings.push_back(line);
+      break;
+    case Need::Alternative:
+      plan.notes.push_back(line);
+      break;
+    }
+  }
+  return plan;
+}
+
+namespace {
+
+// Sets each program's autoload from plan_programs(), and reports what the
+// kernel's refusals cost: warnings always, alternatives with --verbose.
+void choose_programs(const TracerConfig &cfg, tcptrail_bpf *skel) {
+  const ProgramPlan plan = plan_programs(cfg, KernelProbes::instance());
+  for (const std::string &w : plan.warnings)
+    std::fprintf(stderr, "tcptrail: warning: %s\n", w.c_str());
+  if (cfg.verbose)
+    for (const std::string &n : plan.notes)
+      std::fprintf(stderr, "tcptrail: %s\n", n.c_str());
+  bpf_program *prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    const std::string_view name = bpf_program__name(prog);
+    if (!find_program(name))
+      throw Error(fmt::format("BPF program {} is not in the program table",
+                              name));
+    const bool load = std::find(plan.load.begin(), plan.load.end(), name) !=
+                      plan.load.end();
+    bpf_program__set_autoload(prog, load);
+    // Iterators and the flush program are run on demand, never attached.
+    if (bpf_program__type(prog) != BPF_PROG_TYPE_TRACING ||
+        std::strncmp(bpf_program__section_name(prog), "iter/", 5) == 0)
+      bpf_program__set_autoattach(prog, false);
+  }
+}
+
+} // namespace
+
+// Opens, configures and loads the object. Returns libbpf's error (0 on
+// success).
+int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
   impl.skel.reset(tcptrail_bpf__open());
   if (!impl.skel)
     throw Error(fmt::format("opening BPF object: {}", errno_text(errno)));
   tcptrail_bpf *skel = impl.skel.get();
-
-  for (const std::string &tp : missing) {
-    bool required = false;
-    for (const Hook &hook : kHooks)
-      if (tp == hook.tracepoint)
-        required = hook.required;
-    if (required)
-      throw Error(fmt::format("kernel has no tracepoint sock:{} in its BTF", tp),
-                  "tcptrail needs Linux >= 5.5 with BTF for tp_btf programs");
-    std::fprintf(stderr, "tcptrail: warning: kernel has no tracepoint %s; "
-                         "those events will be missing\n",
-                 tp.c_str());
-  }
-  bpf_program__set_autoload(skel->progs.handle_tcp_retransmit_skb,
-                            cfg.want_retransmits);
-  // History counts no SYN-ACK retransmits (a request socket has no path).
-  bpf_program__set_autoload(skel->progs.handle_tcp_retransmit_synack,
-                            cfg.want_retransmits && !cfg.aggregate);
-  bpf_program__set_autoload(skel->progs.handle_tcp_send_reset,
-                            cfg.want_resets);
-  bpf_program__set_autoload(skel->progs.handle_tcp_receive_reset,
-                            cfg.want_resets);
-  for (const std::string &tp : missing) {
-    const std::string prog = "handle_" + tp;
-    if (bpf_program *p = bpf_object__find_program_by_name(skel->obj,
-                                                          prog.c_str()))
-      bpf_program__set_autoload(p, false);
-  }
-
-  // Iterator programs load on request and are never auto-attached; without
-  // tracepoints, nothing else loads.
-  bpf_program *prog;
-  bpf_object__for_each_program(prog, skel->obj) {
-    if (prog == skel->progs.dump_open_conns) {
-      // History mode's dump of open connections (open_connections()).
-      bpf_program__set_autoload(prog, cfg.tracepoints && cfg.aggregate);
-      bpf_program__set_autoattach(prog, false);
-    } else if (prog == skel->progs.dump_unstored_counters) {
-      // The same for the sockets without storage (unstored_counters()).
-      bpf_program__set_autoload(
-          prog, cfg.tracepoints && cfg.aggregate && cfg.lazy_storage);
-      bpf_program__set_autoattach(prog, false);
-    } else if (prog == skel->progs.flush_stage) {
-      // Run by poll() on each CPU (BPF_PROG_TEST_RUN), never attached.
-      bpf_program__set_autoload(prog, cfg.tracepoints && want_batch(cfg));
-      bpf_program__set_autoattach(prog, false);
-    } else if (prog == skel->progs.seed_owners) {
-      // Part of tracing: run once after attach (see seed_owners()).
-      bpf_program__set_autoload(prog, cfg.tracepoints);
-      bpf_program__set_autoattach(prog, false);
-    } else if (std::strncmp(bpf_program__section_name(prog), "iter/", 5) ==
-               0) {
-      bpf_program__set_autoload(prog, cfg.iterators);
-      bpf_program__set_autoattach(prog, false);
-    } else if (!cfg.tracepoints) {
-      bpf_program__set_autoload(prog, false);
-    }
-  }
+  choose_programs(cfg, skel);
+  const bool kernel_paths = bpf_program__autoload(skel->progs.dump_open_conns);
 
   // Configure: filters and knobs go to rodata before load.
   const FilterSpec &f = cfg.filter;
@@ -392,8 +412,9 @@ int open_and_load(const TracerConfig &cfg,
   ro->cfg_n_raddrs = static_cast<__u32>(f.raddrs.size());
   put_cidrs(ro->cfg_raddrs, f.raddrs);
   ro->cfg_aggregate = cfg.aggregate ? 1 : 0;
+  ro->cfg_kernel_paths = kernel_paths ? 1 : 0;
   ro->cfg_lazy_storage = cfg.lazy_storage ? 1 : 0;
-  ro->cfg_batch = cfg.tracepoints && want_batch(cfg) ? 1 : 0;
+  ro->cfg_batch = bpf_program__autoload(skel->progs.flush_stage) ? 1 : 0;
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
   // Each CPU signals after its share: at most wakeup_bytes wait unannounced.
@@ -410,16 +431,7 @@ int open_and_load(const TracerConfig &cfg,
 }
 
 Tracer Tracer::create(const TracerConfig &requested) {
-  // Batching needs the flush program to run after privileges are dropped.
-  TracerConfig cfg = requested;
-  if (want_batch(cfg) && cfg.tracepoints && !bpf_works_without_capabilities()) {
-    cfg.batch = false;
-    if (cfg.verbose)
-      std::fputs("tcptrail: bpf() needs capabilities on this kernel, and they "
-                 "are dropped once attached: state records are not batched\n",
-                 stderr);
-  }
-
+  const TracerConfig &cfg = requested;
   g_verbose = cfg.verbose;
   libbpf_set_print(libbpf_print);
 
@@ -435,36 +447,23 @@ Tracer Tracer::create(const TracerConfig &requested) {
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
     throw Error("kernel BTF not found at /sys/kernel/btf/vmlinux",
                 "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
-  // Parsing kernel BTF to look for missing tracepoints costs ~15 ms, so it
-  // is only done when loading fails (libbpf: -ESRCH, no BTF type for a
-  // tp_btf target), then the optional programs are left out and we retry.
-  // The first attempt is muted: on a kernel without an optional tracepoint
-  // its libbpf errors would be noise. Any other failure is loaded once more
-  // unmuted, so the user sees libbpf's (the verifier's) account of it.
   auto impl = std::make_unique<Impl>();
-  std::vector<std::string> missing;
-  g_quiet = !cfg.verbose;
-  int err = open_and_load(cfg, missing, *impl);
-  g_quiet = false;
-  if (err == -ESRCH && cfg.tracepoints)
-    missing = missing_tracepoints();
-  if (err) {
-    impl->skel.reset();
-    err = open_and_load(cfg, missing, *impl);
-  }
-  if (err)
+  if (int err = open_and_load(cfg, *impl))
     throw Error(fmt::format("loading BPF programs: {}", errno_text(err)),
                 err == -EACCES || err == -EINVAL
                     ? "the kernel's verifier rejected a program (its log is "
-                      "above); please report it with `uname -r`"
-                    : "run with --verbose for libbpf's log");
+                      "above); run `tcptrail doctor` and report both with "
+                      "`uname -r`"
+                    : "run `tcptrail doctor` to see what this kernel "
+                      "supports, and --verbose for libbpf's log");
   tcptrail_bpf *skel = impl->skel.get();
   if (int err = tcptrail_bpf__attach(skel))
     throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
                 "run with --verbose for libbpf's log");
-  if (cfg.tracepoints)
+  if (bpf_program__autoload(skel->progs.seed_owner_files) &&
+      bpf_program__autoload(skel->progs.seed_owner_socks))
     seed_owners(skel);
-  if (cfg.tracepoints && cfg.aggregate) {
+  if (bpf_program__autoload(skel->progs.dump_open_conns)) {
     // Made now, while privileged; iterators are created from it later.
     union bpf_iter_link_info linfo = {};
     linfo.map.map_fd = static_cast<__u32>(bpf_map__fd(skel->maps.sock_infos));
@@ -477,14 +476,14 @@ Tracer Tracer::create(const TracerConfig &requested) {
       throw Error(fmt::format("attaching the socket storage iterator: {}",
                               errno_text(errno)),
                   "history needs Linux >= 5.9 (iter/bpf_sk_storage_map)");
-    if (cfg.lazy_storage) {
-      impl->unstored_counters.reset(bpf_program__attach_iter(
-          skel->progs.dump_unstored_counters, nullptr));
-      if (!impl->unstored_counters)
-        throw Error(fmt::format("attaching the socket file iterator: {}",
-                                errno_text(errno)),
-                    "history needs Linux >= 5.9 (iter/task_file)");
-    }
+  }
+  if (bpf_program__autoload(skel->progs.dump_unstored_counters)) {
+    impl->unstored_counters.reset(bpf_program__attach_iter(
+        skel->progs.dump_unstored_counters, nullptr));
+    if (!impl->unstored_counters)
+      throw Error(fmt::format("attaching the socket file iterator: {}",
+                              errno_text(errno)),
+                  "history needs Linux >= 5.9 (iter/task_file)");
   }
 
   // History mode's HistoryAssembler completes sockets without storage itself.

@@ -5,7 +5,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "bpf/programs.h"
 #include "decode.h"
 #include "filter.h"
 
@@ -23,6 +27,8 @@ public:
 };
 
 struct TracerConfig {
+  // Which programs of program_table() are candidates (bpf/programs.h).
+  Mode mode = Mode::Trace;
   FilterSpec filter;
   std::size_t ringbuf_bytes = 8u << 20; // power of two, >= page size
   bool verbose = false;                 // libbpf debug log to stderr
@@ -70,6 +76,17 @@ struct TracerStats {
   // been handed on (never expected; see Reorder::late()).
   std::uint64_t late = 0;
 };
+
+// The programs a configuration loads on this kernel (program_table()
+// filtered by mode, configuration and probed features), and what the
+// kernel's refusals cost. Throws tcptrail::Error when a required program is
+// refused.
+struct ProgramPlan {
+  std::vector<std::string_view> load;
+  std::vector<std::string> warnings; // optional programs refused: what is lost
+  std::vector<std::string> notes;    // alternatives taken instead
+};
+ProgramPlan plan_programs(const TracerConfig &cfg, KernelProbes &probes);
 
 class Tracer {
 public:

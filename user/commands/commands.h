@@ -33,5 +33,9 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks);
 // tcptrail diagnose: trace for --duration (default 10s), then a report of
 // verdicts. Returns 0 without problems, 3 with problems, 2 on misuse.
 int run_diagnose(const CommonOptions &opts);
+// tcptrail doctor: the kernel, each feature tcptrail uses (probed) and each
+// subcommand's status. Returns 0 when every subcommand can run, 3 when one
+// cannot.
+int run_doctor(bool json);
 
 } // namespace tcptrail

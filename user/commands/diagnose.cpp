@@ -117,6 +117,7 @@ int run_diagnose(const CommonOptions &in) {
   TracerStats stats;
   try {
     TracerConfig cfg = make_tracer_config(opts);
+    cfg.mode = Mode::Diagnose;
     cfg.lazy_storage = true; // per-transition, as trace: see TracerConfig
     cfg.batch = true;
     stats = run_session(opts, cfg, sink, hooks);

@@ -118,6 +118,7 @@ int run_history(const CommonOptions &opts, const HistoryOptions &history) {
   };
 
   TracerConfig cfg = make_tracer_config(opts);
+  cfg.mode = Mode::History;
   cfg.aggregate = true;
   // Sockets connect() made go without storage, their transitions batched:
   // see aggregate() in bpf/state.bpf.c.

@@ -43,8 +43,10 @@ private:
 // pre-existing listener accepts later name their owner.)
 std::vector<SocketRow> enumerate(const Tracer &tracer) {
   IterReader reader(tracer);
-  const IterRecords files = reader.files();
+  // Sockets first: iter/tcp gives each one a cookie, which the fd walk
+  // can only read (see dump_task_file); it also joins by inode.
   const IterRecords socks = reader.sockets(list_netns());
+  const IterRecords files = reader.files();
   if (files.invalid || socks.invalid)
     std::fprintf(stderr, "tcptrail: warning: %llu malformed iterator records "
                          "dropped\n",
@@ -126,6 +128,7 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks) {
 
   if (leaks.once) {
     TracerConfig cfg;
+    cfg.mode = Mode::Leaks;
     cfg.filter = opts.filter;
     cfg.verbose = opts.verbose;
     cfg.ringbuf_bytes = static_cast<std::size_t>(getpagesize()); // unused
@@ -141,6 +144,7 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks) {
 
   // Live: transitions from or to a watched state are all the kernel sends.
   TracerConfig cfg = make_tracer_config(opts);
+  cfg.mode = Mode::Leaks;
   cfg.iterators = true;
   cfg.want_retransmits = false;
   cfg.want_resets = false;

@@ -14,6 +14,7 @@ namespace tcptrail {
 
 int run_snapshot(const CommonOptions &opts) {
   TracerConfig cfg;
+  cfg.mode = Mode::Snapshot;
   cfg.filter = opts.filter;
   cfg.verbose = opts.verbose;
   cfg.ringbuf_bytes = static_cast<std::size_t>(getpagesize()); // unused
@@ -22,8 +23,10 @@ int run_snapshot(const CommonOptions &opts) {
   Tracer tracer = Tracer::create(cfg);
   IterReader reader(tracer);
 
-  const IterRecords files = reader.files();
+  // Sockets first: iter/tcp gives each one a cookie, which the fd walk
+  // can only read (see dump_task_file); it also joins by inode.
   const IterRecords socks = reader.sockets(list_netns());
+  const IterRecords files = reader.files();
   std::vector<SocketRow> rows = join_owners(socks.sockets, files.files);
   std::erase_if(rows, [&](const SocketRow &r) {
     return !row_matches(opts.filter, r);

@@ -81,6 +81,7 @@ int run_trace(const CommonOptions &opts) {
 
   formatter->header(out.buf());
   TracerConfig cfg = make_tracer_config(opts);
+  cfg.mode = Mode::Trace;
   cfg.lazy_storage = true;
   cfg.batch = true;
   const TracerStats stats = run_session(opts, cfg, sink, hooks);

@@ -1,0 +1,61 @@
+// Finds a few named types in raw BTF (the kernel's /sys/kernel/btf/vmlinux)
+// in one pass, without building libbpf's index: the feature probes need
+// the ids of a handful of attach targets at every start, and libbpf 1.1's
+// btf__load_vmlinux_btf() costs 42-55 ms on the 2-core development VM
+// (125,851 types, Linux 6.18), about as long as all of tcptrail's start-up,
+// where this scan costs a few milliseconds (scripts/bench/startup.sh).
+// Pure logic over a byte buffer, so unit tests feed it hand-made BTF.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tcptrail {
+
+// BTF kinds (include/uapi/linux/btf.h); only those the probes look up.
+enum class BtfKind : std::uint8_t {
+  Enum = 6,
+  Typedef = 8,
+  Func = 12,
+  Enum64 = 19,
+};
+
+struct BtfQuery {
+  BtfKind kind;
+  std::string name;
+  std::int32_t id = -1; // filled in: the type's id, -1 when absent
+  // Enum only: the enumerators, value -> name, filled in when found.
+  std::vector<std::pair<std::int64_t, std::string>> enumerators;
+};
+
+// Scans `btf` once and fills in each query's id (first match). Returns
+// false, with `error` set, when the buffer is not well-formed BTF.
+bool btf_find(std::span<const std::uint8_t> btf, std::vector<BtfQuery> &queries,
+              std::string &error);
+
+// A BTF file's bytes: mapped where the kernel allows it, else read.
+class BtfFile {
+public:
+  // nullopt with errno set when the file cannot be opened or read.
+  static std::optional<BtfFile> open(const char *path);
+  BtfFile(BtfFile &&o) noexcept
+      : map_(std::exchange(o.map_, nullptr)), size_(o.size_),
+        copy_(std::move(o.copy_)) {}
+  BtfFile &operator=(BtfFile &&) = delete;
+  BtfFile(const BtfFile &) = delete;
+  ~BtfFile();
+  std::span<const std::uint8_t> bytes() const;
+
+private:
+  BtfFile() = default;
+  void *map_ = nullptr;
+  std::size_t size_ = 0;
+  std::vector<std::uint8_t> copy_;
+};
+
+} // namespace tcptrail
