@@ -70,11 +70,14 @@ static __always_inline __u32 net_inum_cached(const struct net *net)
  * tcp_send_reset") added the reason argument to tcp_send_reset. On older
  * kernels the tp_btf prototype has two arguments; reading the third would be
  * rejected by the verifier, so handle_tcp_send_reset only reads it when the
- * enum exists.
+ * enum exists. User space says so (cfg_rst_reason, from its BTF probe):
+ * bpf_core_type_exists() on a type vmlinux lacks makes libbpf search every
+ * module's BTF, which needs CAP_SYS_ADMIN on 6.1 (BPF_BTF_GET_NEXT_ID), so
+ * CAP_BPF + CAP_PERFMON could not load tcptrail there.
  */
 static __always_inline bool have_rst_reason(void)
 {
-	return bpf_core_type_exists(enum sk_rst_reason);
+	return cfg_rst_reason;
 }
 
 #endif /* TCPTRAIL_CORE_FIXES_BPF_H */

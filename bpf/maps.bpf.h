@@ -61,6 +61,9 @@ const volatile __u32 cfg_lazy_storage __weak = 0;
  */
 const volatile __u32 cfg_batch __weak = 0;
 const volatile __u32 cfg_no_retransmits __weak = 0;
+/* tcp_send_reset has its third argument, enum sk_rst_reason (see
+ * have_rst_reason() in core_fixes.bpf.h). */
+const volatile __u32 cfg_rst_reason __weak = 0;
 const volatile __u32 cfg_no_resets __weak = 0;
 /* Each CPU wakes the consumer once it has submitted this many bytes since its
  * last wake-up; the consumer also drains on a timer. 0: wake on every record. */
@@ -132,6 +135,8 @@ struct {
 /* sock_info.flags beyond the TT_F_* ones it shares with events */
 #define SI_RST_SENT (1U << 0)
 #define SI_RST_RCVD (1U << 1)
+/* A child whose LISTEN -> SYN_RECV was deferred (see handle_inet_sock_set_state) */
+#define SI_BIRTH_PENDING (1U << 2)
 
 /*
  * What tcptrail keeps with each socket, in socket-local storage: freed with

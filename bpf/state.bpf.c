@@ -37,13 +37,18 @@ static __always_inline int aggregate(const struct sock *sk, const struct tcp_soc
 				     __u8 old, __u8 new, __u8 flags, __u8 detail, __u16 err)
 {
 	struct tt_conn_event *ev;
-	__u64 cookie = 0;
+	/*
+	 * The cookie is made now, at every step, not first at the end: at
+	 * FIN_WAIT2/CLOSING -> CLOSE tcp_time_wait() has already copied the
+	 * socket's cookie into the timewait socket, which ss and every other
+	 * tool see for the next 60 s; made after that copy, ours would differ.
+	 */
+	__u64 cookie = sock_cookie(sk);
 	__u32 *accepted;
 
 	if (new == TCP_LISTEN) {
 		__u32 zero = 0;
 
-		cookie = sock_cookie(sk);
 		info->listener_cookie = cookie;
 		bpf_map_update_elem(&listener_accepts, &cookie, &zero, BPF_ANY);
 	} else if (old == TCP_SYN_RECV && new == TCP_ESTABLISHED && info->listener_cookie) {
@@ -60,7 +65,7 @@ static __always_inline int aggregate(const struct sock *sk, const struct tcp_soc
 	if (filter_pass_states(s, conn_states(info))) {
 		ev = ring_reserve(sizeof(*ev));
 		if (ev) {
-			conn_fill(ev, s, info, tp, cookie ?: sock_cookie(sk), err);
+			conn_fill(ev, s, info, tp, cookie, err);
 			ev->conn_flags |= TT_CF_ENDED;
 			if (old == TCP_LISTEN)
 				conn_accepted(ev, info, true);
@@ -69,6 +74,44 @@ static __always_inline int aggregate(const struct sock *sk, const struct tcp_soc
 	}
 	conn_reset(info);
 	return 0;
+}
+
+/*
+ * A child's deferred LISTEN -> SYN_RECV (SI_BIRTH_PENDING), sent at its next
+ * transition with its final cookie and tuple, stamped with the time it was
+ * born. Its own ring record, outside the stage: user space puts records in
+ * time order in any case. Rare (one per accepted connection, on the kernels
+ * that need it), so the verifier's extra walk is the only cost elsewhere.
+ */
+static __noinline void emit_birth(const struct sock *sk, const struct tt_sock *s,
+				  const struct sock_info *info, __u64 born)
+{
+	struct tt_state_event *ev;
+
+	if (!filter_pass(s, TCP_LISTEN, TCP_SYN_RECV))
+		return;
+	ev = ring_reserve(sizeof(*ev));
+	if (!ev)
+		return;
+	fill_header(&ev->hdr, TT_KIND_STATE, sizeof(*ev), born, sock_cookie(sk));
+	ev->sk = *s;
+	ev->old_state_ns = 0;
+	ev->bytes_acked = 0;
+	ev->bytes_received = 0;
+	ev->snd_una = 0;
+	ev->snd_nxt = 0;
+	ev->rcv_nxt = 0;
+	ev->isn_local = 0;
+	ev->isn_remote = 0;
+	ev->total_retrans = 0;
+	ev->error = 0;
+	ev->old_state = TCP_LISTEN;
+	ev->new_state = TCP_SYN_RECV;
+	ev->flags = (info->flags & TT_F_OWNER) | TT_F_PASSIVE;
+	ev->detail = TT_DETAIL_NONE;
+	ev->stored = 1;
+	ev->_pad = 0;
+	ring_submit(ev, sizeof(*ev));
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -126,7 +169,16 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		/* A child accepted from a listener: its storage is a clone of
 		 * the listener's (BPF_F_CLONE). Keep the owner, nothing else. */
 		info->flags = (info->flags & TT_F_OWNER) | TT_F_PASSIVE;
-		info->si_flags = 0;
+		/*
+		 * Kernels that set the child's state before its identity
+		 * (6.1: inet_csk_clone_lock() moves it to SYN_RECV while it is
+		 * still a copy of the listener, and only then gives it the
+		 * request's cookie and the peer's address) report the
+		 * listener's cookie and no remote end here. The birth is then
+		 * told at the child's next transition, from storage, with the
+		 * identity it has by then: one model on every kernel.
+		 */
+		info->si_flags = s.rport ? 0 : SI_BIRTH_PENDING;
 		conn_reset(info); /* keeps listener_cookie: the listener's */
 	} else {
 		if (new == TCP_SYN_SENT || new == TCP_LISTEN) {
@@ -176,19 +228,27 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 			detail = TT_DETAIL_RESET_SENT;
 		} else if (err) {
 			detail = TT_DETAIL_ERROR;
-		} else if (old == TCP_FIN_WAIT2 || old == TCP_CLOSING) {
+		} else if (old == TCP_CLOSING || (old == TCP_FIN_WAIT2 && sock_flag_done(sk))) {
 			/*
-			 * tcp_time_wait() replaced the full socket by a
-			 * timewait socket (same cookie), which lives on in
-			 * TIME_WAIT without tracepoints: report the connection's
-			 * state, not the dying full socket's. Without the peer's
-			 * FIN yet, the timewait socket waits in FIN_WAIT2.
+			 * The peer's FIN is in (tcp_fin() set SOCK_DONE before
+			 * it called tcp_time_wait(sk, TCP_TIME_WAIT, 0); CLOSING
+			 * is only entered on it): a timewait socket (same cookie)
+			 * replaced the full socket and lives on in TIME_WAIT
+			 * without tracepoints. Report the connection's state,
+			 * not the dying full socket's.
 			 */
 			new = TCP_TIME_WAIT;
 			flags |= TT_F_INFERRED;
-			detail = (old == TCP_CLOSING || sock_flag_done(sk)) ?
-					 TT_DETAIL_TW :
-					 TT_DETAIL_TW_FIN_WAIT2;
+			detail = TT_DETAIL_TW;
+		} else if (old == TCP_FIN_WAIT2) {
+			/*
+			 * No FIN from the peer yet: an orphan (closed by its
+			 * owner) handed to a timewait socket in the FIN_WAIT2
+			 * substate (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)), which
+			 * waits tcp_fin_timeout for the FIN. Not TIME_WAIT: ss
+			 * shows FIN-WAIT-2. The kernel's CLOSE stays.
+			 */
+			detail = TT_DETAIL_ORPHAN_FIN_WAIT2;
 		}
 	}
 
@@ -213,6 +273,13 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		s.pid = s.cpu_pid;
 		__builtin_memcpy(s.comm, s.cpu_comm, sizeof(s.comm));
 		flags |= TT_F_OWNER;
+	}
+	if (info && (info->si_flags & SI_BIRTH_PENDING)) {
+		if (new == TCP_SYN_RECV)
+			goto out; /* its identity is not the child's yet */
+		info->si_flags &= ~SI_BIRTH_PENDING;
+		if (old == TCP_SYN_RECV)
+			emit_birth(sk, &s, info, now - old_ns);
 	}
 	if (!filter_pass(&s, old, new))
 		goto out;

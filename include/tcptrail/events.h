@@ -42,10 +42,15 @@
 /* tt_state_event.detail: why a socket left for CLOSE / TIME_WAIT */
 #define TT_DETAIL_NONE 0
 #define TT_DETAIL_TW 1          /* FIN exchange done: timewait sock, TIME_WAIT */
-#define TT_DETAIL_TW_FIN_WAIT2 2 /* timewait sock in FIN_WAIT2: peer FIN pending */
+/* 2: no longer sent (older builds' "fin_wait2_timewait", an orphaned
+ * FIN_WAIT2 reported as an inferred TIME_WAIT; now TT_DETAIL_ORPHAN_FIN_WAIT2) */
+#define TT_DETAIL_TW_FIN_WAIT2 2
 #define TT_DETAIL_RESET_SENT 3  /* we sent RST (abort) */
 #define TT_DETAIL_RESET_RCVD 4  /* peer's RST */
 #define TT_DETAIL_ERROR 5       /* closed with sk_err (see error) */
+/* FIN_WAIT2 -> CLOSE of an orphan without the peer's FIN: the socket lives on
+ * as a timewait socket in the FIN_WAIT2 substate for tcp_fin_timeout */
+#define TT_DETAIL_ORPHAN_FIN_WAIT2 6
 
 /* tt_seg_event.what for TT_KIND_RETRANSMIT */
 #define TT_RETRANS_DATA 1   /* tcp_retransmit_skb on a full socket */

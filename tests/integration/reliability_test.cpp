@@ -894,7 +894,7 @@ TEST_F(ReliabilityTest, LossAccountingIsExact) {
   };
   const auto deadline = Clock::now() + 15s;
   while (Clock::now() < deadline &&
-         (big.stdout_lines().size() < expected ||
+         (json_total(big) < expected ||
           json_total(small_json) < expected ||
           json_total(batched_json) < expected ||
           small_table_total() < expected))
@@ -906,22 +906,30 @@ TEST_F(ReliabilityTest, LossAccountingIsExact) {
   EXPECT_EQ(small_table.stop(), 0) << small_table.stderr_text();
   EXPECT_EQ(batched_json.stop(), 0) << batched_json.stderr_text();
 
+  // The truth is loadgen's count. The reference (4 MiB ring) normally loses
+  // nothing, but a slow machine (QEMU without KVM: 6.1 and 6.18.15 under
+  // TCG) can lose a few runs to recursion (a softirq's transition while the
+  // program runs on that CPU, bpf_prog_info.recursion_misses): those are
+  // counted as lost too, so it is held to the same exact sum as the others.
   const auto big_events = big.events();
-  EXPECT_EQ(lost_sum(big_events), 0u) << "the reference lost events";
   const auto reference = event_keys(big_events);
-  EXPECT_EQ(reference.size(), expected)
-      << "reference tracer vs loadgen's count (" << stats.dump() << ")";
+  const auto big_lost = lost_sum(big_events);
+  EXPECT_EQ(reference.size() + big_lost, expected)
+      << "reference: delivered " << reference.size() << " + lost " << big_lost
+      << " vs loadgen's count (" << stats.dump() << ")";
+  const bool reference_complete = big_lost == 0;
 
   const auto json_events = small_json.events();
   const auto json_keys = event_keys(json_events);
   const auto json_lost = lost_sum(json_events);
   EXPECT_GT(json_lost, 0u) << "a 4 KiB ring should have overflowed";
-  EXPECT_EQ(json_keys.size() + json_lost, reference.size())
+  EXPECT_EQ(json_keys.size() + json_lost, expected)
       << "json: delivered " << json_keys.size() << " + lost " << json_lost
-      << " != produced " << reference.size();
-  EXPECT_TRUE(std::includes(reference.begin(), reference.end(),
-                            json_keys.begin(), json_keys.end()))
-      << "the small ring delivered events the reference did not see";
+      << " != produced " << expected;
+  if (reference_complete)
+    EXPECT_TRUE(std::includes(reference.begin(), reference.end(),
+                              json_keys.begin(), json_keys.end()))
+        << "the small ring delivered events the reference did not see";
   for (const auto &ev : json_events) {
     auto problems = contract_violations(ev);
     EXPECT_TRUE(problems.empty()) << ev.dump();
@@ -933,27 +941,28 @@ TEST_F(ReliabilityTest, LossAccountingIsExact) {
   const auto batched_events = batched_json.events();
   const auto batched_keys = event_keys(batched_events);
   const auto batched_lost = lost_sum(batched_events);
-  EXPECT_EQ(batched_keys.size() + batched_lost, reference.size())
+  EXPECT_EQ(batched_keys.size() + batched_lost, expected)
       << "batched json: delivered " << batched_keys.size() << " + lost "
-      << batched_lost << " != produced " << reference.size();
-  EXPECT_TRUE(std::includes(reference.begin(), reference.end(),
-                            batched_keys.begin(), batched_keys.end()));
+      << batched_lost << " != produced " << expected;
+  if (reference_complete)
+    EXPECT_TRUE(std::includes(reference.begin(), reference.end(),
+                              batched_keys.begin(), batched_keys.end()));
 
   const auto table_lines = small_table.stdout_lines();
   ASSERT_FALSE(table_lines.empty());
   const std::uint64_t table_delivered = table_lines.size() - 1; // header
   const std::uint64_t table_lost = table_lost_sum(small_table.stderr_lines());
   EXPECT_GT(table_lost, 0u);
-  EXPECT_EQ(table_delivered + table_lost, reference.size())
+  EXPECT_EQ(table_delivered + table_lost, expected)
       << "table: delivered " << table_delivered << " + lost " << table_lost
-      << " != produced " << reference.size();
-  RecordProperty("produced", static_cast<int>(reference.size()));
+      << " != produced " << expected;
+  RecordProperty("produced", static_cast<int>(expected));
   RecordProperty("json_lost", static_cast<int>(json_lost));
   RecordProperty("table_lost", static_cast<int>(table_lost));
-  std::printf("produced %zu; 4 KiB json: delivered %zu lost %" PRIu64
+  std::printf("produced %" PRIu64 "; 4 KiB json: delivered %zu lost %" PRIu64
               "; 4 KiB table: delivered %" PRIu64 " lost %" PRIu64
               "; 16 KiB batched json: delivered %zu lost %" PRIu64 "\n",
-              reference.size(), json_keys.size(), json_lost, table_delivered,
+              expected, json_keys.size(), json_lost, table_delivered,
               table_lost, batched_keys.size(), batched_lost);
 }
 
@@ -1201,14 +1210,21 @@ TEST_F(ReliabilityTest, NoKernelAddressesInOutput) {
   run_client(
       *net_, Side::A,
       {.addr = TestNet::addr4(Side::B), .port = 9, .expect_refused = true});
-  // SYN_SENT to an address without a neighbour: the SYN is retransmitted
-  // after the initial RTO (1 s).
+  // A SYN the peer drops (a black hole on the way): it is retransmitted
+  // after the initial RTO (1 s). Dropped there, not here: on 6.1 (measured;
+  // 6.18 reports them with their error) tcp_retransmit_skb fires only for a
+  // retransmission that left the host, and one whose first copy still waits
+  // for a neighbour (-EBUSY) or that a local output rule drops never does.
+  net_->sh(Side::B, "nft add table inet ttrel && "
+                    "nft add chain inet ttrel in "
+                    "'{ type filter hook input priority 0; }' && "
+                    "nft add rule inet ttrel in tcp dport 5001 drop");
   NsProcess syn = net_->spawn(Side::A, "tt-synretx", [](ChildChannel &ch) {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(5001);
-    inet_pton(AF_INET, "198.18.0.99", &sa.sin_addr);
+    inet_pton(AF_INET, TestNet::addr4(Side::B).c_str(), &sa.sin_addr);
     // Non-blocking: EINPROGRESS is the expected result.
     (void)connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
     std::this_thread::sleep_for(1500ms);

@@ -370,8 +370,8 @@ std::vector<Case> cases() {
                 "ESTABLISHED@1001000000+1999000000[1001,1001,5001] "
                 "CLOSE@3000000000+-[1001,1001,5001]"}});
   c.push_back(
-      {"TIME_WAIT from an orphaned FIN_WAIT2: peer FIN not received, not "
-       "subtracted",
+      {"An orphaned FIN_WAIT2 ends in CLOSE, not TIME_WAIT: peer FIN not "
+       "received, not subtracted; the end says the peer never closed",
        concat(established(),
               {
                   make_state(S{.ts = T0 + kSec,
@@ -398,9 +398,9 @@ std::vector<Case> cases() {
                                .isn_remote = IR}),
                   make_state(S{.ts = T0 + kSec + 40 * kUs,
                                .from = T::FinWait2,
-                               .to = T::TimeWait,
-                               .flags = A | TW,
-                               .detail = TT_DETAIL_TW_FIN_WAIT2,
+                               .to = T::Close,
+                               .flags = A,
+                               .detail = TT_DETAIL_ORPHAN_FIN_WAIT2,
                                .una = IL + 32,
                                .nxt = IL + 32,
                                .rcv = IR + 41,
@@ -410,13 +410,13 @@ std::vector<Case> cases() {
                                .isn_remote = IR}),
               }),
        {"#1001 1234/curl 198.18.0.1:40000>198.18.0.2:80 4026531840 "
-        "role=active isn=1000/5000 bytes=30/40 retr=0 rst=0/0 end=closed "
-        "first=local err=0 prior=- | "
+        "role=active isn=1000/5000 bytes=30/40 retr=0 rst=0/0 "
+        "end=orphan_fin_wait2 first=local err=0 prior=- | "
         "SYN_SENT@1000000000+1000000[1000,1001,0] "
         "ESTABLISHED@1001000000+999000000[1001,1001,5001] "
         "FIN_WAIT1@2000000000+20000[1031,1032,5041] "
         "FIN_WAIT2@2000020000+20000[1032,1032,5041] "
-        "TIME_WAIT@2000040000+-[1032,1032,5041]"}});
+        "CLOSE@2000040000+-[1032,1032,5041]"}});
   {
     const auto child = [](std::uint64_t cookie, std::uint64_t ts, T from, T to,
                           std::uint16_t lport, std::uint8_t detail = 0) {

@@ -196,10 +196,9 @@ TEST(SocketMemory, ResetSentUndoesTheTimewaitInference) {
   mem.amend(fin2);
   auto rst = segment(TT_KIND_RESET, TT_RESET_SENT, TcpState::FinWait2, 40001);
   mem.amend(rst);
-  auto close = record(5 * kMs, TcpState::FinWait2, TcpState::TimeWait, 0, 0,
+  auto close = record(5 * kMs, TcpState::FinWait2, TcpState::Close, 0, 0,
                       "swapper/0");
-  close.flags |= TT_F_INFERRED;
-  close.detail = TT_DETAIL_TW_FIN_WAIT2;
+  close.detail = TT_DETAIL_ORPHAN_FIN_WAIT2;
   mem.amend(close);
   EXPECT_EQ(close.new_state, st(TcpState::Close));
   EXPECT_EQ(close.detail, TT_DETAIL_RESET_SENT);

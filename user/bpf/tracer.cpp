@@ -417,6 +417,11 @@ int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
   ro->cfg_batch = bpf_program__autoload(skel->progs.flush_stage) ? 1 : 0;
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
+  ro->cfg_rst_reason =
+      bpf_program__autoload(skel->progs.handle_tcp_send_reset) &&
+              KernelProbes::instance().has(Feature::RstReasonEnum)
+          ? 1
+          : 0;
   // Each CPU signals after its share: at most wakeup_bytes wait unannounced.
   if (cfg.wakeup_bytes) {
     const int cpus = libbpf_num_possible_cpus();

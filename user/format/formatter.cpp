@@ -39,6 +39,8 @@ std::string_view detail_name(std::uint8_t detail) {
     return "reset_received";
   case TT_DETAIL_ERROR:
     return "error";
+  case TT_DETAIL_ORPHAN_FIN_WAIT2:
+    return "orphan_fin_wait2";
   default:
     return {};
   }

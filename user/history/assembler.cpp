@@ -725,6 +725,9 @@ ConnectionRecord HistoryAssembler::make_record(const Conn &c, bool open) const {
   else if (before_last == st(TcpState::SynSent) &&
            (c.error == ECONNREFUSED || rst_received))
     r.end = ConnEnd::Refused;
+  else if (c.detail == TT_DETAIL_ORPHAN_FIN_WAIT2 && !rst_received &&
+           !c.resets_received && !c.resets_sent)
+    r.end = ConnEnd::OrphanFinWait2;
   else if (rst_received || (!rst_sent && abrupt && c.resets_received))
     r.end = ConnEnd::ResetReceived;
   else if (rst_sent || (abrupt && c.resets_sent))
@@ -767,6 +770,8 @@ std::string_view conn_end_name(ConnEnd end) {
     return "refused";
   case ConnEnd::Timeout:
     return "timeout";
+  case ConnEnd::OrphanFinWait2:
+    return "orphan_fin_wait2";
   case ConnEnd::Open:
     break;
   }

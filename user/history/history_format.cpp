@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::string_view kGreen = "\x1b[32m";
 constexpr std::string_view kRed = "\x1b[31m";
+constexpr std::string_view kYellow = "\x1b[33m";
 constexpr std::string_view kReset = "\x1b[0m";
 
 void put(Buffer &out, std::string_view s) {
@@ -87,6 +88,8 @@ std::string_view end_color(ConnEnd end) {
   case ConnEnd::Refused:
   case ConnEnd::Timeout:
     return kRed;
+  case ConnEnd::OrphanFinWait2:
+    return kYellow;
   case ConnEnd::Open:
     break;
   }

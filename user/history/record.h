@@ -29,6 +29,10 @@ enum class ConnEnd : std::uint8_t {
   Refused,       // SYN_SENT -> CLOSE with ECONNREFUSED
   Timeout,       // CLOSE with ETIMEDOUT (SYN or data retransmits ran out)
   Open,
+  // Closed by its owner in FIN_WAIT2 before the peer's FIN came: the kernel
+  // keeps a FIN_WAIT2 timewait socket for tcp_fin_timeout; the peer had
+  // not closed (still in CLOSE_WAIT when it is this host's: a leak there?).
+  OrphanFinWait2,
 };
 
 // Which side sent the first FIN: Local (we went FIN_WAIT1 first), Remote
@@ -107,7 +111,8 @@ bool record_matches(const FilterSpec &spec, const ConnectionRecord &rec);
 
 // "active", "passive"; empty for Unknown.
 std::string_view conn_role_name(ConnRole role);
-// "closed", "reset_sent", "reset_received", "refused", "timeout", "open".
+// "closed", "reset_sent", "reset_received", "refused", "timeout", "open",
+// "orphan_fin_wait2".
 std::string_view conn_end_name(ConnEnd end);
 // "local", "remote", "simultaneous"; empty for Unknown.
 std::string_view closed_first_name(ClosedFirst first);

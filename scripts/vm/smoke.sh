@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The kernel matrix's smoke checks, run inside a guest by scripts/matrix.sh
+# (or on any host, as root): doctor, every subcommand's --exit-after-attach,
+# and live trace / history / snapshot / leaks runs against a loopback
+# connection. Prints one line per check and a closing
+# "smoke: N passed, M failed"; exits non-zero when a check failed.
+#   scripts/vm/smoke.sh [BUILD_DIR]
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build}
+tt=$build/tcptrail
+out=${TCPTRAIL_VM_OUT:-$(mktemp -d)}
+mkdir -p "$out"
+passed=0 failed=0
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
+
+check() { # NAME CMD...: passes when CMD exits 0
+  local name=$1
+  shift
+  if "$@" >"$out/$name.log" 2>&1; then
+    echo "smoke: ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "smoke: FAIL $name (exit $?)"
+    sed 's/^/    /' "$out/$name.log" | tail -n 20
+    failed=$((failed + 1))
+  fi
+}
+
+# One loopback connection: a server on PORT that reads a request, answers
+# and closes after the client (the textbook four-way close).
+converse() { # PORT
+  python3 - "$1" <<'EOF'
+import socket, sys, threading
+port = int(sys.argv[1])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen()
+def serve():
+    c, _ = srv.accept()
+    c.recv(100)
+    c.sendall(b"pong")
+    c.recv(100)  # EOF: the client closed first
+    c.close()
+t = threading.Thread(target=serve)
+t.start()
+cl = socket.create_connection(("127.0.0.1", port))
+cl.sendall(b"ping")
+cl.recv(100)
+cl.close()
+t.join()
+srv.close()
+EOF
+}
+
+# tracer SUBCOMMAND ARGS...: runs it in the background until ready; sets TPID.
+tracer() {
+  local log=$out/tracer.$1.err
+  "$tt" "$@" >"$out/tracer.$1.out" 2>"$log" &
+  TPID=$!
+  pids+=("$TPID")
+  for _ in $(seq 1 600); do
+    grep -q '^tcptrail: ready' "$log" && return 0
+    kill -0 "$TPID" 2>/dev/null || { cat "$log"; return 1; }
+    sleep 0.1
+  done
+  return 1
+}
+stop() { kill -INT "$TPID"; wait "$TPID"; }
+
+live_trace() {
+  tracer trace -f json --lport 47011 || return 1
+  converse 47011 || return 1
+  sleep 1
+  stop || return 1
+  local o=$out/tracer.trace.out
+  for t in '"old":"CLOSE","new":"SYN_SENT"' '"old":"SYN_SENT","new":"ESTABLISHED"' \
+    '"old":"LISTEN","new":"SYN_RECV"' '"old":"ESTABLISHED","new":"FIN_WAIT1"' \
+    '"old":"ESTABLISHED","new":"CLOSE_WAIT"' '"old":"LAST_ACK","new":"CLOSE"'; do
+    grep -q "$t" "$o" || { echo "missing $t in:"; cat "$o"; return 1; }
+  done
+}
+
+live_history() {
+  tracer history -f json --lport 47012 || return 1
+  converse 47012 || return 1
+  sleep 1
+  stop || return 1
+  local o=$out/tracer.history.out
+  grep -q '"role":"active".*"end":"closed"' "$o" &&
+    grep -q '"role":"passive".*"end":"closed"' "$o" || { cat "$o"; return 1; }
+}
+
+live_snapshot() {
+  python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",47013)); s.listen(); time.sleep(30)' &
+  local spid=$!
+  pids+=("$spid")
+  sleep 0.5
+  "$tt" snapshot -f json --lport 47013 >"$out/snapshot.out" || return 1
+  kill "$spid"
+  grep -q '"state":"LISTEN".*"comm":"python3"' "$out/snapshot.out" ||
+    { cat "$out/snapshot.out"; return 1; }
+}
+
+echo "smoke: kernel $(uname -r)"
+check doctor "$tt" doctor
+check doctor-json sh -c "'$tt' doctor -f json | python3 -m json.tool"
+for sub in trace history snapshot leaks diagnose; do
+  check "attach-$sub" "$tt" "$sub" --exit-after-attach
+done
+check live-trace live_trace
+check live-history live_history
+check live-snapshot live_snapshot
+check live-leaks "$tt" leaks --once
+# Optional programs refused: tracing goes on and says what is lost; a
+# required one refused: a one-line error that points to doctor.
+no_iterators() {
+  TCPTRAIL_FORCE_FALLBACK=iter:task_file,iter:tcp "$tt" trace --exit-after-attach \
+    2>"$out/no-iter.err" || { cat "$out/no-iter.err"; return 1; }
+  grep -q 'warning: iter:task_file unavailable.*show no owner' "$out/no-iter.err" ||
+    { cat "$out/no-iter.err"; return 1; }
+  if TCPTRAIL_FORCE_FALLBACK=iter:tcp "$tt" snapshot 2>"$out/no-iter.err"; then
+    echo "snapshot ran without iter:tcp"; return 1
+  fi
+  grep -q '^hint: run `tcptrail doctor`' "$out/no-iter.err" || { cat "$out/no-iter.err"; return 1; }
+}
+check forced-no-iterators no_iterators
+echo "smoke: $passed passed, $failed failed"
+((failed == 0))
