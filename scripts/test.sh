@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: unit tests (no
-# privileges) and integration tests (root, real kernel, network namespaces).
+# privileges), integration tests (root, this host's kernel, network
+# namespaces), a bounded fuzzing run, and the kernel matrix (the same
+# build's checks under QEMU on Debian 12's 6.1, bookworm's 6.12 and the
+# newest Debian kernel: scripts/matrix.sh, ~30 min under TCG).
 # Under CI=true (or TCPTRAIL_REQUIRE_BPF=1) an integration test that cannot
 # run fails with its reason instead of skipping.
+#   scripts/test.sh              everything
+#   scripts/test.sh --no-matrix  everything but the kernel matrix
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+matrix=1
+case ${1:-} in
+--no-matrix) matrix=0 ;;
+"") ;;
+*) echo "usage: scripts/test.sh [--no-matrix]" >&2; exit 2 ;;
+esac
 "$root/scripts/setup.sh"
 cd "$root/build"
 rc=0
@@ -37,6 +48,19 @@ if "$root/scripts/fuzz.sh" 30; then
 else
   failed=$((failed + 1))
   rc=1
+fi
+
+# ---- the kernel matrix (issue 16): every kernel users run, under QEMU.
+if ((matrix)); then
+  echo "== kernel matrix"
+  "$root/scripts/matrix.sh" 2>&1 | tee "$log" || rc=1
+  line=$(grep -E '^matrix: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1 || true)
+  if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+    passed=$((passed + BASH_REMATCH[1]))
+    failed=$((failed + BASH_REMATCH[2]))
+  else
+    failed=$((failed + 1))
+  fi
 fi
 
 ((failed == 0)) || rc=1

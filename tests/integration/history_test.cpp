@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 namespace tcptrail::test {
@@ -183,6 +184,78 @@ TEST_F(HistoryTest, NormalCloseBytesIsnsAndPath) {
     }
   EXPECT_TRUE(listener_seen) << dump(b);
 }
+
+// The cookie of the TIME_WAIT socket in `side`'s namespace from laddr:lport
+// to raddr:rport, as `ss -tie` shows it ("sk:" and the cookie in hex), or 0.
+std::uint64_t ss_timewait_cookie(const TestNet &net, Side side,
+                                 const std::string &laddr, std::uint16_t lport,
+                                 const std::string &raddr,
+                                 std::uint16_t rport) {
+  const std::string out = net.sh(side, "ss -tieHn state time-wait");
+  const std::string ends = laddr + ":" + std::to_string(lport) + " " + raddr +
+                           ":" + std::to_string(rport) + " ";
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(ends) == std::string::npos)
+      continue;
+    const auto sk = line.find(" sk:");
+    if (sk != std::string::npos)
+      return std::stoull(line.substr(sk + 4), nullptr, 16);
+  }
+  ADD_FAILURE() << "no TIME_WAIT socket " << ends << " in:\n" << out;
+  return 0;
+}
+
+// Issue 17: a connection's cookie is the one `ss` and every other BPF tool
+// see for it, TIME_WAIT included. The closer's socket sits in TIME_WAIT (60
+// s) after the test, as a timewait socket that took over the full socket's
+// cookie; history's record must carry that same number. Whoever closes
+// first: the client (its socket made by connect()) or the server (an
+// accepted socket, which history keeps in the kernel where it can).
+class HistoryCookieTest : public HistoryTest,
+                          public ::testing::WithParamInterface<bool> {};
+
+TEST_P(HistoryCookieTest, TimeWaitCookieIsTheOneSsShows) {
+  const bool server_closes = GetParam();
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  Server server(*net_, Side::B,
+                {.addr = sa,
+                 .exchange = {.send_bytes = kReply,
+                              .recv_bytes = kRequest,
+                              .close_first = server_closes}});
+  ClientResult client = run_client(
+      *net_, Side::A,
+      {.addr = sa,
+       .port = server.port(),
+       .exchange = {.send_bytes = kRequest,
+                    .recv_bytes = kReply,
+                    .close_first = !server_closes}});
+  server.finish();
+  const Side closer = server_closes ? Side::B : Side::A;
+  const std::uint64_t ss_cookie =
+      server_closes ? ss_timewait_cookie(*net_, closer, sa, server.port(), ca,
+                                         client.local_port)
+                    : ss_timewait_cookie(*net_, closer, ca, client.local_port,
+                                         sa, server.port());
+  auto [a, b] = stop_tracers();
+  const Json rec =
+      server_closes ? record(b, sa, server.port(), ca, client.local_port)
+                    : record(a, ca, client.local_port, sa, server.port());
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(path_states(rec).back(), "TIME_WAIT") << rec.dump();
+  EXPECT_NE(ss_cookie, 0u);
+  EXPECT_EQ(rec.at("cookie").get<std::uint64_t>(), ss_cookie) << rec.dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(WhoClosesFirst, HistoryCookieTest,
+                         ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                           return info.param ? "ServerClosesFirst"
+                                             : "ClientClosesFirst";
+                         });
 
 TEST_F(HistoryTest, RefusedConnection) {
   start_tracers();

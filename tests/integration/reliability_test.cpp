@@ -793,6 +793,19 @@ INSTANTIATE_TEST_SUITE_P(
 // ---------------------------------------------------------------------------
 // Loss accounting
 
+// "OLD->NEW count" for each transition kind of the state events, for a
+// report when the kernel's count differs from loadgen's model.
+std::string transition_counts(const std::vector<Json> &events) {
+  std::map<std::string, int> n;
+  for (const auto &ev : events)
+    if (ev.value("event", "") == "state")
+      ++n[ev.value("old", "?") + "->" + ev.value("new", "?")];
+  std::string out;
+  for (const auto &[k, v] : n)
+    out += (out.empty() ? "" : ", ") + k + " " + std::to_string(v);
+  return out;
+}
+
 std::uint64_t lost_sum(const std::vector<Json> &events) {
   std::uint64_t sum = 0;
   for (const auto &ev : events)
@@ -911,21 +924,32 @@ TEST_F(ReliabilityTest, LossAccountingIsExact) {
   // TCG) can lose a few runs to recursion (a softirq's transition while the
   // program runs on that CPU, bpf_prog_info.recursion_misses): those are
   // counted as lost too, so it is held to the same exact sum as the others.
+  // What the kernel produced, P, is what every tracer must account for:
+  // delivered + lost == P, the same for all four. loadgen's count is the
+  // model's (10 transitions per connection): a slow machine (QEMU without
+  // KVM: 6.1 measured) adds a few the model does not have, e.g. a
+  // retransmitted FIN racing the peer's, so P may exceed it, never fall
+  // short.
   const auto big_events = big.events();
   const auto reference = event_keys(big_events);
   const auto big_lost = lost_sum(big_events);
-  EXPECT_EQ(reference.size() + big_lost, expected)
+  const std::uint64_t produced = reference.size() + big_lost;
+  EXPECT_GE(produced, expected)
       << "reference: delivered " << reference.size() << " + lost " << big_lost
       << " vs loadgen's count (" << stats.dump() << ")";
+  if (produced != expected)
+    std::printf("the kernel made %" PRIu64 " transitions, the model %" PRIu64
+                ": %s\n",
+                produced, expected, transition_counts(big_events).c_str());
   const bool reference_complete = big_lost == 0;
 
   const auto json_events = small_json.events();
   const auto json_keys = event_keys(json_events);
   const auto json_lost = lost_sum(json_events);
   EXPECT_GT(json_lost, 0u) << "a 4 KiB ring should have overflowed";
-  EXPECT_EQ(json_keys.size() + json_lost, expected)
+  EXPECT_EQ(json_keys.size() + json_lost, produced)
       << "json: delivered " << json_keys.size() << " + lost " << json_lost
-      << " != produced " << expected;
+      << " != produced " << produced;
   if (reference_complete)
     EXPECT_TRUE(std::includes(reference.begin(), reference.end(),
                               json_keys.begin(), json_keys.end()))
@@ -941,9 +965,9 @@ TEST_F(ReliabilityTest, LossAccountingIsExact) {
   const auto batched_events = batched_json.events();
   const auto batched_keys = event_keys(batched_events);
   const auto batched_lost = lost_sum(batched_events);
-  EXPECT_EQ(batched_keys.size() + batched_lost, expected)
+  EXPECT_EQ(batched_keys.size() + batched_lost, produced)
       << "batched json: delivered " << batched_keys.size() << " + lost "
-      << batched_lost << " != produced " << expected;
+      << batched_lost << " != produced " << produced;
   if (reference_complete)
     EXPECT_TRUE(std::includes(reference.begin(), reference.end(),
                               batched_keys.begin(), batched_keys.end()));
@@ -953,16 +977,16 @@ TEST_F(ReliabilityTest, LossAccountingIsExact) {
   const std::uint64_t table_delivered = table_lines.size() - 1; // header
   const std::uint64_t table_lost = table_lost_sum(small_table.stderr_lines());
   EXPECT_GT(table_lost, 0u);
-  EXPECT_EQ(table_delivered + table_lost, expected)
+  EXPECT_EQ(table_delivered + table_lost, produced)
       << "table: delivered " << table_delivered << " + lost " << table_lost
-      << " != produced " << expected;
-  RecordProperty("produced", static_cast<int>(expected));
+      << " != produced " << produced;
+  RecordProperty("produced", static_cast<int>(produced));
   RecordProperty("json_lost", static_cast<int>(json_lost));
   RecordProperty("table_lost", static_cast<int>(table_lost));
   std::printf("produced %" PRIu64 "; 4 KiB json: delivered %zu lost %" PRIu64
               "; 4 KiB table: delivered %" PRIu64 " lost %" PRIu64
               "; 16 KiB batched json: delivered %zu lost %" PRIu64 "\n",
-              expected, json_keys.size(), json_lost, table_delivered,
+              produced, json_keys.size(), json_lost, table_delivered,
               table_lost, batched_keys.size(), batched_lost);
 }
 
@@ -980,16 +1004,24 @@ TEST_F(ReliabilityTest, BatchedRecordsLeaveInTimeOrder) {
   const auto expected = stats.value("transitions", std::uint64_t{0});
   ASSERT_GT(expected, 5000u) << stats.dump();
   // Counted by lines: wait_for() would parse every line at each new one.
+  // loadgen's count is the model's; a slow machine (QEMU without KVM) can
+  // add a few transitions, never remove any: wait for the model's count,
+  // then for stragglers.
   const auto deadline = Clock::now() + 5s;
   while (Clock::now() < deadline && tracer.stdout_lines().size() < expected)
     std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(tracer.stdout_lines().size(), expected)
-      << "events out while the tracer runs";
+  std::this_thread::sleep_for(300ms); // > the 50 ms poll, 3 flush rounds
+  const std::size_t while_running = tracer.stdout_lines().size();
+  EXPECT_GE(while_running, expected) << "events out while the tracer runs";
   EXPECT_EQ(tracer.stop(), 0) << tracer.stderr_text();
 
   const auto events = tracer.events();
-  EXPECT_EQ(events.size(), expected);
+  EXPECT_EQ(events.size(), while_running)
+      << "events held back until the tracer stopped";
   EXPECT_EQ(lost_sum(events), 0u);
+  if (events.size() != expected)
+    std::printf("the kernel made %zu transitions, the model %" PRIu64 ": %s\n",
+                events.size(), expected, transition_counts(events).c_str());
   std::uint64_t prev_ts = 0;
   std::size_t backwards = 0;
   std::map<std::uint64_t, std::string> last_state; // cookie -> new state
@@ -1031,6 +1063,9 @@ const std::vector<std::string> &hostile_names() {
       std::string("\x9b") + "31mcsi8", // 8-bit CSI
       std::string("\xff\xfe") + "bad", // invalid UTF-8
       "tab\tcr\r\x7f",                 // TAB, CR, DEL
+      "=HYPERLINK(1)",                 // CSV injection (OWASP): formulas
+      "@SUM(1)",
+      "\t-tab first",
   };
   return names;
 }
@@ -1060,6 +1095,14 @@ std::string table_expected(const std::string &name) {
     }
   }
   return out;
+}
+
+// What a CSV field must hold once the RFC 4180 quoting is undone: the
+// table's escaping, behind a single quote when the name starts a formula.
+std::string csv_expected(const std::string &name) {
+  const bool formula =
+      !name.empty() && std::string("=+-@\t\r").find(name[0]) != std::string::npos;
+  return (formula ? "'" : "") + table_expected(name);
 }
 
 // A process in namespace A per hostile name connects to a server in B. In
@@ -1154,7 +1197,7 @@ TEST_F(ReliabilityTest, HostileProcessNamesAreEscapedEverywhere) {
       if ((*fields)[pid_col - header->begin()] == std::to_string(pids[i])) {
         ++csv_seen[pids[i]];
         EXPECT_EQ((*fields)[comm_col - header->begin()],
-                  table_expected(names[i]))
+                  csv_expected(names[i]))
             << line;
       }
   }

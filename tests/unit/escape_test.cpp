@@ -56,7 +56,7 @@ const EscapeCase kCases[] = {
     {"newline", "a\nb", R"("a\nb")", R"(a\x0ab)", R"(a\x0ab)"},
     {"carriage return", "a\rb", R"("a\rb")", R"(a\x0db)", R"(a\x0db)"},
     {"tab, backspace, form feed", "\t\b\f", R"("\t\b\f")", R"(\x09\x08\x0c)",
-     R"(\x09\x08\x0c)"},
+     R"("'\x09\x08\x0c")"},
     {"NUL inside the view", "a\0b"s, R"("a\u0000b")", R"(a\x00b)",
      R"(a\x00b)"},
     {"ESC[2J clear screen", "\x1b[2J", R"("\u001b[2J")", R"(\x1b[2J)",
@@ -98,6 +98,16 @@ const EscapeCase kCases[] = {
     {"trailing space", "a ", R"("a ")", "a ", R"("a ")"},
     {"quote and newline", "\"\n", R"("\"\n")", R"("\x0a)", R"("""\x0a")"},
     {"comma and backslash", R"(,\)", R"(",\\")", R"(,\\)", R"(",\\")"},
+    // CSV injection (OWASP): a formula's first character makes the field
+    // text for a spreadsheet; elsewhere in the field it is harmless.
+    {"formula =", "=cmd|'/C calc'!A0", R"("=cmd|'/C calc'!A0")",
+     "=cmd|'/C calc'!A0", R"("'=cmd|'/C calc'!A0")"},
+    {"formula +", "+1+2", R"("+1+2")", "+1+2", R"("'+1+2")"},
+    {"formula -", "-2,3", R"("-2,3")", "-2,3", R"("'-2,3")"},
+    {"formula @", "@SUM(A1)", R"x("@SUM(A1)")x", "@SUM(A1)",
+     R"x("'@SUM(A1)")x"},
+    {"formula CR", "\r=1", R"("\r=1")", R"(\x0d=1)", R"("'\x0d=1")"},
+    {"formula character inside", "a=b-c", R"("a=b-c")", "a=b-c", "a=b-c"},
 };
 // clang-format on
 

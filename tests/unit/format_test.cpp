@@ -254,6 +254,14 @@ const std::string kTableHeader =
     "          TRANSITION                 MS         SND_UNA    SND_NXT    "
     "RCV_NXT\n";
 
+// A kernel whose BTF names RST reasons (enum sk_rst_reason, 6.10+): the
+// first three of Linux 6.18's, as KernelProbes::rst_reason_names() gives
+// them.
+OutputOptions named_reasons(OutputOptions o) {
+  o.rst_reasons = {"not_specified", "no_socket", "tcp_invalid_ack_sequence"};
+  return o;
+}
+
 OutputOptions table(bool raw_seq = false, bool color = false) {
   OutputOptions o = options(Format::Table);
   o.raw_seq = raw_seq;
@@ -339,6 +347,11 @@ std::vector<Case> table_cases() {
        "1.750000     1234    curl             198.18.0.1:40000      "
        "198.18.0.2:80         RST sent (ESTABLISHED)     -          1          "
        "1          -\n"},
+      {"table: RST sent, the kernel names its reasons", named_reasons(table()),
+       v4_reset_sent(),
+       "1.750000     1234    curl             198.18.0.1:40000      "
+       "198.18.0.2:80         RST sent (ESTABLISHED)     -          1          "
+       "1          -          tcp_invalid_ack_sequence\n"},
       {"table: RST received", table(), v4_reset_received(),
        "1.750000     1234    curl             198.18.0.1:40000      "
        "198.18.0.2:80         RST received (CLOSE_WAIT)  -          1          "
@@ -488,10 +501,14 @@ std::vector<Case> json_cases() {
        R"json({"event":"retransmit","time":"2023-11-14T22:13:20.200000000Z","ts_ns":1200000000,"cookie":8193,"pid":0,"comm":"","af":6,"laddr":"2001:db8::1","lport":443,"raddr":"2001:db8:ffff::2","rport":51000,"state":"NEW_SYN_RECV","seq":4294967280,"what":"synack","snd_una":4294967280,"snd_nxt":4294967281,"rcv_nxt":8,"isn_local":4294967280,"isn_remote":7,"netns":4026532001,"cpu_pid":0,"cpu_comm":"swapper/3"})json"
        "\n"},
       {"json: RST sent", json_opts(), v4_reset_sent(),
-       R"json({"event":"reset","dir":"sent","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","reason":2,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"reset","dir":"sent","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","reason":2,"reason_name":null,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       "\n"},
+      {"json: RST sent, the kernel names its reasons", named_reasons(json_opts()),
+       v4_reset_sent(),
+       R"json({"event":"reset","dir":"sent","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","reason":2,"reason_name":"tcp_invalid_ack_sequence","snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl"})json"
        "\n"},
       {"json: RST received", json_opts(), v4_reset_received(),
-       R"json({"event":"reset","dir":"received","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"CLOSE_WAIT","reason":null,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"reset","dir":"received","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"CLOSE_WAIT","reason":null,"reason_name":null,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl"})json"
        "\n"},
       {"json: lost", json_opts(), Lost{3},
        "{\"event\":\"lost\",\"count\":3}\n"},

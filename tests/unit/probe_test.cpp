@@ -256,16 +256,27 @@ TEST(PlanPrograms, BatchingNeedsBpfWithoutCapabilities) {
 }
 
 TEST(PlanPrograms, ARefusedRequiredProgramIsAnErrorPointingToDoctor) {
-  KernelProbes probes = fake_kernel({Feature::IterTcp});
+  KernelProbes probes = fake_kernel({Feature::TpInetSockSetState});
   try {
-    plan_programs(config_of(Mode::Snapshot), probes);
+    plan_programs(config_of(Mode::Trace), probes);
     FAIL() << "expected an error";
   } catch (const Error &e) {
-    EXPECT_NE(std::string(e.what()).find("iter:tcp"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("tp_btf:inet_sock_set_state"),
+              std::string::npos);
     EXPECT_NE(e.hint().find("tcptrail doctor"), std::string::npos);
   }
-  EXPECT_EQ(assess(Mode::Snapshot, probes).status, ModeStatus::Unavailable);
-  EXPECT_EQ(assess(Mode::Leaks, probes).status, ModeStatus::Unavailable);
+  for (Mode m : {Mode::Trace, Mode::History, Mode::Leaks, Mode::Diagnose})
+    EXPECT_EQ(assess(m, probes).status, ModeStatus::Unavailable);
+  EXPECT_EQ(assess(Mode::Snapshot, probes).status, ModeStatus::Ok);
+}
+
+TEST(PlanPrograms, WithoutIteratorsSnapshotEnumeratesWithSockDiag) {
+  KernelProbes probes = fake_kernel({Feature::IterTcp, Feature::IterTaskFile});
+  const ProgramPlan plan = plan_programs(config_of(Mode::Snapshot), probes);
+  EXPECT_TRUE(plan.load.empty());
+  EXPECT_TRUE(plan.warnings.empty());
+  EXPECT_EQ(plan.notes.size(), 2u); // sock_diag, /proc/*/fd
+  EXPECT_EQ(assess(Mode::Snapshot, probes).status, ModeStatus::Ok);
   // Tracing only loses the owners of sockets open at start.
   EXPECT_EQ(assess(Mode::Trace, probes).status, ModeStatus::Degraded);
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "snapshot/enumerate.h"
 #include "snapshot/records.h"
 #include "snapshot/snapshot.h"
 
@@ -231,3 +232,45 @@ TEST(SnapshotFormat, JsonAndCsv) {
 
 } // namespace
 } // namespace tcptrail
+
+// The enumeration fallback (sock_diag, snapshot/enumerate.h) gives the same
+// records the iterators give, minus what sock_diag does not know.
+namespace {
+
+TEST(EnumerateFallback, SockDiagRecordsLookLikeTheIterators) {
+  tcptrail::diagnose::DiagSock d;
+  d.af = 4;
+  d.state = 10; // LISTEN
+  d.laddr[0] = 198;
+  d.laddr[1] = 18;
+  d.lport = 8080;
+  d.rqueue = 3;
+  d.wqueue = 128;
+  d.uid = 1000;
+  d.inode = 4242;
+  d.cookie = 77;
+  const tt_iter_sock s = tcptrail::iter_sock_from_diag(d, 4026531840U);
+  EXPECT_EQ(s.hdr.kind, TT_KIND_ITER_SOCK);
+  EXPECT_EQ(s.hdr.size, sizeof(tt_iter_sock));
+  EXPECT_EQ(s.hdr.cookie, 77u);
+  EXPECT_EQ(s.sk_kind, TT_SK_FULL);
+  EXPECT_EQ(s.state, 10);
+  EXPECT_EQ(s.lport, 8080);
+  EXPECT_EQ(s.laddr[1], 18);
+  EXPECT_EQ(s.netns, 4026531840U);
+  EXPECT_EQ(s.ino, 4242u);
+  EXPECT_EQ(s.rx_queue, 3u);
+  EXPECT_EQ(s.tx_queue, 128u);
+  EXPECT_EQ(s.uid, 1000u);
+  EXPECT_EQ(s.flags, 0); // no owner, state time or activity stamps
+  EXPECT_EQ(s.snd_una, 0u);
+
+  d.state = 6; // a timewait socket
+  EXPECT_EQ(tcptrail::iter_sock_from_diag(d, 1).sk_kind, TT_SK_TIMEWAIT);
+  d.state = 3; // sock_diag's name for a request socket
+  const tt_iter_sock req = tcptrail::iter_sock_from_diag(d, 1);
+  EXPECT_EQ(req.sk_kind, TT_SK_REQUEST);
+  EXPECT_EQ(req.state, 12); // NEW_SYN_RECV, as iter/tcp says
+}
+
+} // namespace

@@ -51,8 +51,9 @@ public:
   // Every TCP socket of every namespace in `netns`. A namespace that cannot
   // be entered any more (its last process exited) is skipped.
   IterRecords sockets(const std::vector<NetnsRef> &netns) const;
-  // Every TCP socket fd of every process.
+  // Every TCP socket fd of every process (none without iter/task_file).
   IterRecords files() const;
+  bool has_files() const { return file_link_ >= 0; }
 
 private:
   int tcp_link_ = -1;

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -179,8 +180,34 @@ void KernelProbes::scan_btf() {
     btf_error_ = fmt::format("{}: {}", kVmlinuxBtf, error);
     return;
   }
-  for (std::size_t i = 0; i < queries.size(); ++i)
+  for (std::size_t i = 0; i < queries.size(); ++i) {
     btf_ids_[static_cast<std::size_t>(of[i])] = queries[i].id;
+    if (of[i] == Feature::RstReasonEnum)
+      rst_reasons_ = std::move(queries[i].enumerators);
+  }
+}
+
+std::vector<std::string> KernelProbes::rst_reason_names() {
+  scan_btf();
+  std::vector<std::string> names;
+  if (forced_[static_cast<std::size_t>(Feature::RstReasonEnum)])
+    return names;
+  constexpr std::string_view kPrefix = "SK_RST_REASON_";
+  for (const auto &[value, name] : rst_reasons_) {
+    // Reasons are small: a value past this is no reason (e.g. a _MAX).
+    if (value < 0 || value >= 1024)
+      continue;
+    std::string_view n = name;
+    if (n.starts_with(kPrefix))
+      n.remove_prefix(kPrefix.size());
+    std::string lower(n);
+    for (char &c : lower)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (names.size() <= static_cast<std::size_t>(value))
+      names.resize(static_cast<std::size_t>(value) + 1);
+    names[static_cast<std::size_t>(value)] = std::move(lower);
+  }
+  return names;
 }
 
 std::int32_t KernelProbes::btf_id(Feature f) {

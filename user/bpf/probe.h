@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace tcptrail {
 
@@ -54,6 +55,9 @@ public:
   bool has(Feature f) { return probe(f).ok; }
   // The kernel's BTF id of a type the probes looked for, or -1.
   std::int32_t btf_id(Feature f);
+  // enum sk_rst_reason's names by value, lower case without the
+  // SK_RST_REASON_ prefix ("no_socket"); empty without the enum.
+  std::vector<std::string> rst_reason_names();
 
   // Answers `f` with `a` from now on, without probing (unit tests: fake
   // kernels).
@@ -72,6 +76,7 @@ private:
   std::array<std::int32_t, kFeatureCount> btf_ids_{};
   std::array<bool, kFeatureCount> forced_{};
   bool scanned_ = false;
+  std::vector<std::pair<std::int64_t, std::string>> rst_reasons_;
   std::string btf_error_;
 };
 

@@ -39,9 +39,11 @@ constexpr ProgramSpec kPrograms[] = {
      "same output; more ring traffic)"},
     {"dump_unstored_counters", kHistory, Need::Optional, Feature::IterTaskFile,
      "open connections show the byte counts of their last transition"},
-    {"dump_tcp", kSnapshot | kLeaks, Need::Required, Feature::IterTcp, {}},
-    {"dump_task_file", kSnapshot | kLeaks, Need::Optional,
-     Feature::IterTaskFile, "sockets show no owning process"},
+    {"dump_tcp", kSnapshot | kLeaks, Need::Alternative, Feature::IterTcp,
+     "sockets from sock_diag (snapshot/enumerate.h): no seq/ack numbers, "
+     "ages or owners known to the tracer"},
+    {"dump_task_file", kSnapshot | kLeaks, Need::Alternative,
+     Feature::IterTaskFile, "owners from a walk of /proc/*/fd"},
 };
 
 } // namespace

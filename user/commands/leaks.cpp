@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "bpf/iter.h"
+#include "snapshot/enumerate.h"
 #include "bpf/tracer.h"
 #include "commands/commands.h"
 #include "commands/session.h"
@@ -42,17 +43,7 @@ private:
 // socket storage with owners, bpf/owners.bpf.c, so live events of sockets a
 // pre-existing listener accepts later name their owner.)
 std::vector<SocketRow> enumerate(const Tracer &tracer) {
-  IterReader reader(tracer);
-  // Sockets first: iter/tcp gives each one a cookie, which the fd walk
-  // can only read (see dump_task_file); it also joins by inode.
-  const IterRecords socks = reader.sockets(list_netns());
-  const IterRecords files = reader.files();
-  if (files.invalid || socks.invalid)
-    std::fprintf(stderr, "tcptrail: warning: %llu malformed iterator records "
-                         "dropped\n",
-                 static_cast<unsigned long long>(files.invalid) +
-                     socks.invalid);
-  return join_owners(socks.sockets, files.files);
+  return enumerate_sockets(tracer);
 }
 
 class Reporter {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "bpf/probe.h"
 #include "privileges.h"
 #include "runtime.h"
 
@@ -42,6 +43,7 @@ OutputOptions make_output_options(const CommonOptions &opts) {
   out.color = want_color(opts, STDOUT_FILENO);
   out.wall_offset_ns = wall_offset_ns();
   out.start_ns = monotonic_ns();
+  out.rst_reasons = KernelProbes::instance().rst_reason_names();
   return out;
 }
 

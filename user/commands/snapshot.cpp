@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "bpf/iter.h"
+#include "snapshot/enumerate.h"
 #include "bpf/tracer.h"
 #include "commands/commands.h"
 #include "output.h"
@@ -21,21 +22,10 @@ int run_snapshot(const CommonOptions &opts) {
   cfg.tracepoints = false;
   cfg.iterators = true;
   Tracer tracer = Tracer::create(cfg);
-  IterReader reader(tracer);
-
-  // Sockets first: iter/tcp gives each one a cookie, which the fd walk
-  // can only read (see dump_task_file); it also joins by inode.
-  const IterRecords socks = reader.sockets(list_netns());
-  const IterRecords files = reader.files();
-  std::vector<SocketRow> rows = join_owners(socks.sockets, files.files);
+  std::vector<SocketRow> rows = enumerate_sockets(tracer);
   std::erase_if(rows, [&](const SocketRow &r) {
     return !row_matches(opts.filter, r);
   });
-  if (files.invalid || socks.invalid)
-    std::fprintf(stderr, "tcptrail: warning: %llu malformed iterator records "
-                         "dropped\n",
-                 static_cast<unsigned long long>(files.invalid) +
-                     socks.invalid);
 
   Output out(STDOUT_FILENO);
   switch (opts.format) {

@@ -80,6 +80,48 @@ std::optional<std::int64_t> read_sysctl(const std::string &path) {
   return to_i64(f[0]);
 }
 
+void read_here(NetSnapshot &snap) {
+  struct stat st{};
+  if (stat("/proc/thread-self/ns/net", &st) == 0)
+    snap.netns = st.st_ino;
+  bool any = false;
+  for (const char *f : {"/proc/thread-self/net/netstat", "/proc/thread-self/net/snmp"}) {
+    if (auto text = read_file(f)) {
+      any = true;
+      for (auto &[k, v] : parse_mib(*text))
+        snap.mib[k] = v;
+    }
+  }
+  if (!any)
+    snap.error = "cannot read /proc/thread-self/net/{netstat,snmp}";
+  if (auto text = read_file("/proc/sys/net/ipv4/ip_local_port_range")) {
+    auto f = split_ws(*text);
+    if (f.size() >= 2) {
+      auto lo = to_i64(f[0]);
+      auto hi = to_i64(f[1].substr(0, f[1].find('\n')));
+      if (lo && hi) {
+        snap.port_lo = static_cast<std::uint32_t>(*lo);
+        snap.port_hi = static_cast<std::uint32_t>(*hi);
+      }
+    }
+  }
+  snap.max_syn_backlog =
+      read_sysctl("/proc/sys/net/ipv4/tcp_max_syn_backlog").value_or(-1);
+  snap.somaxconn = read_sysctl("/proc/sys/net/core/somaxconn").value_or(-1);
+  snap.syncookies = read_sysctl("/proc/sys/net/ipv4/tcp_syncookies").value_or(-1);
+
+  // TCP_LISTEN 10, TCP_SYN_RECV 3, TCP_CLOSE_WAIT 8, TCP_TIME_WAIT 6.
+  const std::uint32_t states = (1U << 10) | (1U << 3) | (1U << 8) | (1U << 6);
+  std::string err;
+  snap.sockets_ok = diag_dump(AF_INET, states, snap.sockets, err) &&
+                    diag_dump(AF_INET6, states, snap.sockets, err);
+  if (!snap.sockets_ok && snap.error.empty())
+    snap.error = err;
+  snap.ok = any;
+}
+
+} // namespace
+
 // One sock_diag dump of `family` for the states in `states`.
 bool diag_dump(int family, std::uint32_t states, std::vector<DiagSock> &out,
                std::string &err) {
@@ -159,47 +201,6 @@ bool diag_dump(int family, std::uint32_t states, std::vector<DiagSock> &out,
 }
 
 // Reads everything in the calling thread's namespace.
-void read_here(NetSnapshot &snap) {
-  struct stat st{};
-  if (stat("/proc/thread-self/ns/net", &st) == 0)
-    snap.netns = st.st_ino;
-  bool any = false;
-  for (const char *f : {"/proc/thread-self/net/netstat", "/proc/thread-self/net/snmp"}) {
-    if (auto text = read_file(f)) {
-      any = true;
-      for (auto &[k, v] : parse_mib(*text))
-        snap.mib[k] = v;
-    }
-  }
-  if (!any)
-    snap.error = "cannot read /proc/thread-self/net/{netstat,snmp}";
-  if (auto text = read_file("/proc/sys/net/ipv4/ip_local_port_range")) {
-    auto f = split_ws(*text);
-    if (f.size() >= 2) {
-      auto lo = to_i64(f[0]);
-      auto hi = to_i64(f[1].substr(0, f[1].find('\n')));
-      if (lo && hi) {
-        snap.port_lo = static_cast<std::uint32_t>(*lo);
-        snap.port_hi = static_cast<std::uint32_t>(*hi);
-      }
-    }
-  }
-  snap.max_syn_backlog =
-      read_sysctl("/proc/sys/net/ipv4/tcp_max_syn_backlog").value_or(-1);
-  snap.somaxconn = read_sysctl("/proc/sys/net/core/somaxconn").value_or(-1);
-  snap.syncookies = read_sysctl("/proc/sys/net/ipv4/tcp_syncookies").value_or(-1);
-
-  // TCP_LISTEN 10, TCP_SYN_RECV 3, TCP_CLOSE_WAIT 8, TCP_TIME_WAIT 6.
-  const std::uint32_t states = (1U << 10) | (1U << 3) | (1U << 8) | (1U << 6);
-  std::string err;
-  snap.sockets_ok = diag_dump(AF_INET, states, snap.sockets, err) &&
-                    diag_dump(AF_INET6, states, snap.sockets, err);
-  if (!snap.sockets_ok && snap.error.empty())
-    snap.error = err;
-  snap.ok = any;
-}
-
-} // namespace
 
 MibCounters parse_mib(std::string_view text) {
   MibCounters out;

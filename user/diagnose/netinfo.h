@@ -67,6 +67,15 @@ struct NetSnapshot {
   std::map<std::uint64_t, SocketOwner> owners;
 };
 
+// One sock_diag dump (NETLINK_SOCK_DIAG, inet_diag_req_v2) of the TCP
+// sockets of `family` (AF_INET, AF_INET6) in the states of the `states`
+// bitmask (1 << TCP state), in the calling thread's namespace, appended to
+// `out`. The one place tcptrail reads sock_diag: diagnose's snapshots and
+// the enumeration fallback (snapshot/enumerate.h) both call it. False, with
+// `err`, on failure.
+bool diag_dump(int family, std::uint32_t states, std::vector<DiagSock> &out,
+               std::string &err);
+
 // Reads the namespace with inode `netns`, or the caller's own namespace
 // when nullopt. Never throws; failures are in `error`.
 NetSnapshot take_snapshot(std::optional<std::uint64_t> netns);

@@ -183,15 +183,25 @@ void append_terminal_safe(Buffer &out, std::string_view s) {
 }
 
 void append_csv_field(Buffer &out, std::string_view s) {
+  // A field a spreadsheet would take for a formula (a process can name
+  // itself "=HYPERLINK(...)"): OWASP's advice, a leading single quote inside
+  // a quoted field. Tested on the raw first byte, so that a tab or CR,
+  // escaped below, is neutralised too.
+  const bool formula =
+      !s.empty() && std::string_view("=+-@\t\r").find(s.front()) !=
+                        std::string_view::npos;
   // CR and LF never reach the output raw (they are escaped), so only these
   // need quoting; escapes never add a comma, quote or space.
-  const bool quote = s.find_first_of(",\"") != std::string_view::npos ||
+  const bool quote = formula ||
+                     s.find_first_of(",\"") != std::string_view::npos ||
                      (!s.empty() && (s.front() == ' ' || s.back() == ' '));
   if (!quote) {
     append_safe(out, s, false);
     return;
   }
   out.push_back('"');
+  if (formula)
+    out.push_back('\'');
   append_safe(out, s, true);
   out.push_back('"');
 }

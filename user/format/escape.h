@@ -23,7 +23,10 @@ void append_json_string(Buffer &out, std::string_view s);
 // invalid UTF-8 become \xNN escapes; space stays.
 void append_terminal_safe(Buffer &out, std::string_view s);
 
-// One RFC 4180 CSV field, quoted when needed, control bytes escaped.
+// One RFC 4180 CSV field (text: never a number), quoted when needed,
+// control bytes escaped. A field starting with =, +, -, @, tab or CR is
+// neutralised as OWASP advises for CSV injection: quoted, with a leading
+// single quote, so that a spreadsheet shows it as text.
 void append_csv_field(Buffer &out, std::string_view s);
 
 } // namespace tcptrail

@@ -7,6 +7,12 @@
 
 namespace tcptrail {
 
+std::string_view rst_reason_name(const std::vector<std::string> &names,
+                                 std::uint32_t reason) {
+  return reason < names.size() ? std::string_view(names[reason])
+                               : std::string_view();
+}
+
 namespace format_detail {
 
 void append_state(Buffer &out, std::uint8_t state) {

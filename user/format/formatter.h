@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 #include <string_view>
 
 #include "format/escape.h"
@@ -23,7 +25,15 @@ struct OutputOptions {
   std::int64_t wall_offset_ns = 0;
   // ts_ns of tracer start, for the table's relative time column.
   std::uint64_t start_ns = 0;
+  // The running kernel's RST reason names by value (enum sk_rst_reason in
+  // its BTF, lower case without the SK_RST_REASON_ prefix); empty where the
+  // kernel has no such enum: reasons are then numbers only.
+  std::vector<std::string> rst_reasons;
 };
+
+// The name of RST reason `reason` in `names`, or empty.
+std::string_view rst_reason_name(const std::vector<std::string> &names,
+                                 std::uint32_t reason);
 
 class Formatter {
 public:

@@ -14,7 +14,7 @@ namespace {
 class JsonFormatter final : public Formatter {
 public:
   explicit JsonFormatter(const OutputOptions &opts)
-      : wall_offset_ns_(opts.wall_offset_ns) {}
+      : wall_offset_ns_(opts.wall_offset_ns), rst_reasons_(opts.rst_reasons) {}
 
   void header(Buffer & /*out*/) override {}
 
@@ -74,6 +74,10 @@ public:
       append_state(out, ev.state);
       append_str(out, R"(","reason":)");
       optional_uint(out, ev.what == TT_RESET_SENT, ev.reason);
+      append_str(out, R"(,"reason_name":)");
+      optional_string(out, ev.what == TT_RESET_SENT
+                               ? rst_reason_name(rst_reasons_, ev.reason)
+                               : std::string_view());
     } else {
       return; // decode() lets no other kind through
     }
@@ -157,6 +161,7 @@ private:
   }
 
   std::int64_t wall_offset_ns_;
+  std::vector<std::string> rst_reasons_;
 };
 
 } // namespace

@@ -182,8 +182,16 @@ public:
     out.push_back('-');
     end_column(out, ms_start, kMsWidth);
 
+    const std::string_view reason =
+        !retrans && ev.what == TT_RESET_SENT
+            ? rst_reason_name(opts_.rst_reasons, ev.reason)
+            : std::string_view();
     seqs(out, ev.snd_una, ev.snd_nxt, ev.rcv_nxt, ev.flags, ev.isn_local,
-         ev.isn_remote, false);
+         ev.isn_remote, !reason.empty());
+    if (!reason.empty()) {
+      out.push_back(' ');
+      append_str(out, reason);
+    }
     out.push_back('\n');
   }
 

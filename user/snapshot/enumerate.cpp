@@ -1,0 +1,191 @@
+#include "snapshot/enumerate.h"
+
+#include <dirent.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "bpf/probe.h"
+#include "error.h"
+#include "snapshot/records.h"
+
+namespace tcptrail {
+
+namespace {
+
+constexpr std::uint8_t kTimeWait = 6, kSynRecv = 3, kNewSynRecv = 12;
+
+std::uint64_t monotonic_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Every socket fd of every process, as iter/task_file would give them: the
+// fd walk of /proc, for the inodes wanted.
+std::vector<tt_iter_file> proc_socket_fds(
+    const std::map<std::uint64_t, std::uint32_t> &netns_of_inode) {
+  std::vector<tt_iter_file> out;
+  DIR *proc = opendir("/proc");
+  if (!proc)
+    return out;
+  while (dirent *e = readdir(proc)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9')
+      continue;
+    const std::string fddir = fmt::format("/proc/{}/fd", e->d_name);
+    DIR *fds = opendir(fddir.c_str());
+    if (!fds)
+      continue; // exited, or not ours to read
+    std::string comm;
+    while (dirent *f = readdir(fds)) {
+      if (f->d_name[0] == '.')
+        continue;
+      char link[64];
+      const std::string p = fmt::format("{}/{}", fddir, f->d_name);
+      const ssize_t n = readlink(p.c_str(), link, sizeof(link) - 1);
+      if (n <= 0 || std::strncmp(link, "socket:[", 8) != 0)
+        continue;
+      link[n] = '\0';
+      const std::uint64_t ino = std::strtoull(link + 8, nullptr, 10);
+      const auto it = netns_of_inode.find(ino);
+      if (it == netns_of_inode.end())
+        continue;
+      if (comm.empty()) {
+        char buf[TT_COMM_LEN + 2] = {};
+        if (FILE *c = std::fopen(fmt::format("/proc/{}/comm", e->d_name).c_str(),
+                                 "re")) {
+          if (std::fgets(buf, sizeof(buf), c))
+            comm.assign(buf, strcspn(buf, "\n"));
+          std::fclose(c);
+        }
+      }
+      tt_iter_file rec{};
+      rec.hdr.kind = TT_KIND_ITER_FILE;
+      rec.hdr.size = sizeof(rec);
+      rec.pid = static_cast<std::uint32_t>(std::strtoul(e->d_name, nullptr, 10));
+      rec.fd = static_cast<std::uint32_t>(std::strtoul(f->d_name, nullptr, 10));
+      rec.ino = ino;
+      rec.netns = it->second;
+      std::memcpy(rec.comm, comm.data(), std::min(comm.size(), sizeof(rec.comm) - 1));
+      out.push_back(rec);
+    }
+    closedir(fds);
+  }
+  closedir(proc);
+  return out;
+}
+
+// socket inode -> its namespace, for the sockets a process can hold.
+std::map<std::uint64_t, std::uint32_t>
+inodes_of(const std::vector<tt_iter_sock> &socks) {
+  std::map<std::uint64_t, std::uint32_t> out;
+  for (const tt_iter_sock &s : socks)
+    if (s.ino)
+      out.emplace(s.ino, s.netns);
+  return out;
+}
+
+} // namespace
+
+std::string_view enum_strategy_name(EnumStrategy s) {
+  return s == EnumStrategy::Iterators ? "BPF iterators (iter/tcp, iter/task_file)"
+                                      : "sock_diag and /proc/*/fd";
+}
+
+tt_iter_sock iter_sock_from_diag(const diagnose::DiagSock &d,
+                                 std::uint32_t netns) {
+  tt_iter_sock s{};
+  s.hdr.kind = TT_KIND_ITER_SOCK;
+  s.hdr.size = sizeof(s);
+  s.hdr.ts_ns = monotonic_now_ns();
+  s.hdr.cookie = d.cookie;
+  std::memcpy(s.laddr, d.laddr, TT_ADDR_LEN);
+  std::memcpy(s.raddr, d.raddr, TT_ADDR_LEN);
+  s.lport = d.lport;
+  s.rport = d.rport;
+  s.af = d.af;
+  // sock_diag reports a request socket as SYN_RECV, a timewait socket
+  // by its substate, as the iterator does.
+  s.state = d.state;
+  s.sk_kind = d.state == kTimeWait                              ? TT_SK_TIMEWAIT
+              : d.state == kSynRecv || d.state == kNewSynRecv ? TT_SK_REQUEST
+                                                              : TT_SK_FULL;
+  if (s.sk_kind == TT_SK_REQUEST)
+    s.state = kNewSynRecv;
+  s.netns = netns;
+  s.ino = d.inode;
+  s.rx_queue = d.rqueue;
+  s.tx_queue = d.wqueue;
+  s.uid = d.uid;
+  return s;
+}
+
+std::vector<SocketRow> enumerate_sockets(const Tracer &tracer) {
+  const SocketEnumerator e =
+      SocketEnumerator::create(tracer, KernelProbes::instance());
+  std::uint64_t invalid = 0;
+  std::vector<SocketRow> rows = e.sockets(list_netns(), &invalid);
+  if (invalid)
+    std::fprintf(stderr,
+                 "tcptrail: warning: %llu malformed iterator records dropped\n",
+                 static_cast<unsigned long long>(invalid));
+  return rows;
+}
+
+SocketEnumerator::SocketEnumerator(SocketEnumerator &&) noexcept = default;
+SocketEnumerator &
+SocketEnumerator::operator=(SocketEnumerator &&) noexcept = default;
+SocketEnumerator::~SocketEnumerator() = default;
+
+SocketEnumerator SocketEnumerator::create(const Tracer &tracer,
+                                          KernelProbes &probes) {
+  SocketEnumerator e;
+  if (probes.has(Feature::IterTcp) && tracer.program_fd("dump_tcp") >= 0) {
+    e.strategy_ = EnumStrategy::Iterators;
+    e.iter_ = std::make_unique<IterReader>(tracer);
+  }
+  return e;
+}
+
+std::vector<SocketRow>
+SocketEnumerator::sockets(const std::vector<NetnsRef> &netns,
+                          std::uint64_t *invalid) const {
+  if (strategy_ == EnumStrategy::Iterators) {
+    // Sockets first: iter/tcp gives each one a cookie, which the fd walk
+    // can only read (see dump_task_file); it also joins by inode.
+    const IterRecords socks = iter_->sockets(netns);
+    const IterRecords files = iter_->files();
+    if (invalid)
+      *invalid = socks.invalid + files.invalid;
+    if (iter_->has_files())
+      return join_owners(socks.sockets, files.files);
+    // No iter/task_file: the owners from the fd walk of /proc.
+    return join_owners(socks.sockets, proc_socket_fds(inodes_of(socks.sockets)));
+  }
+  std::vector<tt_iter_sock> socks;
+  in_each_netns(netns, [&](const NetnsRef &ns) {
+    std::vector<diagnose::DiagSock> found;
+    std::string err;
+    if (!diagnose::diag_dump(AF_INET, ~0U, found, err) ||
+        !diagnose::diag_dump(AF_INET6, ~0U, found, err))
+      throw Error(fmt::format("reading sockets with sock_diag in {}: {}",
+                              ns.path, err));
+    for (const diagnose::DiagSock &d : found)
+      socks.push_back(iter_sock_from_diag(d, static_cast<std::uint32_t>(ns.inode)));
+  });
+  if (invalid)
+    *invalid = 0;
+  return join_owners(socks, proc_socket_fds(inodes_of(socks)));
+}
+
+} // namespace tcptrail
