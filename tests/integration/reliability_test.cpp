@@ -1005,20 +1005,26 @@ TEST_F(ReliabilityTest, BatchedRecordsLeaveInTimeOrder) {
   ASSERT_GT(expected, 5000u) << stats.dump();
   // Counted by lines: wait_for() would parse every line at each new one.
   // loadgen's count is the model's; a slow machine (QEMU without KVM) can
-  // add a few transitions, never remove any: wait for the model's count,
-  // then for stragglers.
+  // add a few transitions, and can lose a few runs to recursion (reported
+  // as lost): wait for the model's count, then for stragglers.
   const auto deadline = Clock::now() + 5s;
   while (Clock::now() < deadline && tracer.stdout_lines().size() < expected)
     std::this_thread::sleep_for(50ms);
   std::this_thread::sleep_for(300ms); // > the 50 ms poll, 3 flush rounds
   const std::size_t while_running = tracer.stdout_lines().size();
-  EXPECT_GE(while_running, expected) << "events out while the tracer runs";
   EXPECT_EQ(tracer.stop(), 0) << tracer.stderr_text();
 
   const auto events = tracer.events();
   EXPECT_EQ(events.size(), while_running)
       << "events held back until the tracer stopped";
-  EXPECT_EQ(lost_sum(events), 0u);
+  // Lost runs: none on real hardware; under TCG a few (7.3.4: 2 of 6,016).
+  const std::uint64_t lost = lost_sum(events);
+  const std::size_t lost_lines = static_cast<std::size_t>(std::count_if(
+      events.begin(), events.end(),
+      [](const Json &e) { return e.value("event", "") == "lost"; }));
+  EXPECT_GE(events.size() - lost_lines + lost, expected)
+      << "events out while the tracer runs, and losses reported";
+  EXPECT_LE(lost, 10u) << "more than a slow machine explains";
   if (events.size() != expected)
     std::printf("the kernel made %zu transitions, the model %" PRIu64 ": %s\n",
                 events.size(), expected, transition_counts(events).c_str());
@@ -1043,7 +1049,8 @@ TEST_F(ReliabilityTest, BatchedRecordsLeaveInTimeOrder) {
     last_state[cookie] = ev["new"].get<std::string>();
   }
   EXPECT_EQ(backwards, 0u) << "events out of time order";
-  EXPECT_EQ(broken_chains, 0u) << first_broken;
+  // Each lost transition breaks at most one socket's chain.
+  EXPECT_LE(broken_chains, lost) << first_broken;
   EXPECT_GT(last_state.size(), 1000u);
   EXPECT_EQ(tracer.stderr_text().find("out of time order"), std::string::npos)
       << tracer.stderr_text();

@@ -143,7 +143,7 @@ OutputOptions with_format(Format format) {
 
 const char *const kTableHeader =
     "PID/COMM             LOCAL                 REMOTE                ROLE    "
-    "    SENT     RECV RETR END            PATH\n";
+    "    SENT     RECV RETR END              PATH\n";
 
 TEST(HistoryTable, GoldenLines) {
   struct {
@@ -153,19 +153,19 @@ TEST(HistoryTable, GoldenLines) {
   } cases[] = {
       {"active close", active_close_record(),
        "1234/curl            198.18.0.1:40000      198.18.0.2:80         "
-       "active      100B     300B    0 closed/local   SYN_SENT 0.21ms > "
+       "active      100B     300B    0 closed/local     SYN_SENT 0.21ms > "
        "ESTABLISHED 11.9s > FIN_WAIT1 50us > FIN_WAIT2 0.1ms > TIME_WAIT\n"},
       {"refused", refused_record(),
        "1234/curl            198.18.0.1:40000      198.18.0.2:80         "
-       "active        0B       0B    0 refused        SYN_SENT 0.1ms > "
+       "active        0B       0B    0 refused          SYN_SENT 0.1ms > "
        "CLOSE\n"},
       {"listener with accepted count", listener_record(),
        "77/nginx             198.18.0.1:80         0.0.0.0:*             "
-       "listen         -        -    0 closed         LISTEN 10s > CLOSE  "
+       "listen         -        -    0 closed           LISTEN 10s > CLOSE  "
        "(accepted 2)\n"},
       {"already open, IPv6, owner unknown", already_open_record(),
        "-                    [2001:db8::1]:40000   [2001:db8::2]:80      "
-       "-         4.9KiB   6.8MiB    0 open/local     (ESTABLISHED) > "
+       "-         4.9KiB   6.8MiB    0 open/local       (ESTABLISHED) > "
        "FIN_WAIT1 40us > FIN_WAIT2\n"},
   };
   for (const auto &tc : cases) {
@@ -178,7 +178,7 @@ TEST(HistoryTable, GoldenLines) {
 TEST(HistoryTable, SeqRelativeToIsnsAcrossWraparound) {
   EXPECT_EQ(render(with_format(Format::Table), true, {wrapped_record()}, false),
             "1234/curl            198.18.0.1:40000      198.18.0.2:80         "
-            "active      512B     256B    0 closed/local   "
+            "active      512B     256B    0 closed/local     "
             "SYN_SENT 1ms [una 0 nxt 1 rcv ?] > "
             "ESTABLISHED 999ms [una 1 nxt 1 rcv 1] > "
             "FIN_WAIT1 50us [una 513 nxt 514 rcv 257] > "
@@ -203,12 +203,12 @@ TEST(HistoryTable, ColourOnlyWhenAskedAndOnlyTheEnd) {
             std::string::npos);
   opts.color = true;
   const std::string refused = render(opts, false, {refused_record()}, false);
-  EXPECT_NE(refused.find("    0 \x1b[31mrefused\x1b[0m        SYN_SENT"),
+  EXPECT_NE(refused.find("    0 \x1b[31mrefused\x1b[0m          SYN_SENT"),
             std::string::npos)
       << refused;
   const std::string closed =
       render(opts, false, {active_close_record()}, false);
-  EXPECT_NE(closed.find(" \x1b[32mclosed/local\x1b[0m   SYN_SENT"),
+  EXPECT_NE(closed.find(" \x1b[32mclosed/local\x1b[0m     SYN_SENT"),
             std::string::npos)
       << closed;
   const std::string open = render(opts, false, {already_open_record()}, false);

@@ -119,7 +119,7 @@ constexpr std::size_t kEndpointWidth = 21;
 constexpr std::size_t kRoleWidth = 7;
 constexpr std::size_t kBytesWidth = 8;
 constexpr std::size_t kRetransWidth = 4;
-constexpr std::size_t kEndWidth = 14;
+constexpr std::size_t kEndWidth = 16; // "orphan_fin_wait2", "reset_received"
 
 class TableFormatter final : public HistoryFormatter {
 public:
@@ -198,7 +198,9 @@ public:
     put(out, color);
     start = out.size();
     put(out, conn_end_name(rec.end));
-    if (rec.closed_first != ClosedFirst::Unknown) {
+    // An orphaned FIN_WAIT2 was always closed here first: no "/local".
+    if (rec.closed_first != ClosedFirst::Unknown &&
+        rec.end != ConnEnd::OrphanFinWait2) {
       out.push_back('/');
       put(out, closed_first_short(rec.closed_first));
     }
