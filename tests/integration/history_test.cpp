@@ -185,13 +185,11 @@ TEST_F(HistoryTest, NormalCloseBytesIsnsAndPath) {
   EXPECT_TRUE(listener_seen) << dump(b);
 }
 
-// The cookie of the TIME_WAIT socket in `side`'s namespace from laddr:lport
-// to raddr:rport, as `ss -tie` shows it ("sk:" and the cookie in hex), or 0.
-std::uint64_t ss_timewait_cookie(const TestNet &net, Side side,
-                                 const std::string &laddr, std::uint16_t lport,
-                                 const std::string &raddr,
-                                 std::uint16_t rport) {
-  const std::string out = net.sh(side, "ss -tieHn state time-wait");
+// The cookie ("sk:" and the cookie in hex) of the socket from laddr:lport
+// to raddr:rport in `ss -tieHn` output `out`, or 0 (and a failure).
+std::uint64_t ss_cookie(const std::string &out, const std::string &laddr,
+                        std::uint16_t lport, const std::string &raddr,
+                        std::uint16_t rport) {
   const std::string ends = laddr + ":" + std::to_string(lport) + " " + raddr +
                            ":" + std::to_string(rport) + " ";
   std::istringstream lines(out);
@@ -202,8 +200,17 @@ std::uint64_t ss_timewait_cookie(const TestNet &net, Side side,
     if (sk != std::string::npos)
       return std::stoull(line.substr(sk + 4), nullptr, 16);
   }
-  ADD_FAILURE() << "no TIME_WAIT socket " << ends << " in:\n" << out;
+  ADD_FAILURE() << "no socket " << ends << " in:\n" << out;
   return 0;
+}
+
+// The same for the TIME_WAIT socket in `side`'s namespace, now.
+std::uint64_t ss_timewait_cookie(const TestNet &net, Side side,
+                                 const std::string &laddr, std::uint16_t lport,
+                                 const std::string &raddr,
+                                 std::uint16_t rport) {
+  return ss_cookie(net.sh(side, "ss -tieHn state time-wait"), laddr, lport,
+                   raddr, rport);
 }
 
 // Issue 17: a connection's cookie is the one `ss` and every other BPF tool
@@ -256,6 +263,106 @@ INSTANTIATE_TEST_SUITE_P(WhoClosesFirst, HistoryCookieTest,
                            return info.param ? "ServerClosesFirst"
                                              : "ClientClosesFirst";
                          });
+
+// Simultaneous close: both ends send their FIN before they receive the
+// other's. Each namespace drops incoming FINs while both ends close, then
+// lets them through: the FINs retransmitted after that cross, and one end
+// at least goes FIN_WAIT1 -> CLOSING -> TIME_WAIT (which one depends on
+// whose FIN is retransmitted first; the other may see the ACK of its FIN
+// first and go through FIN_WAIT2). Both end in TIME_WAIT, with the cookie
+// ss shows.
+TEST_F(HistoryTest, SimultaneousCloseCookiesAreTheOnesSsShows) {
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  for (Side side : {Side::A, Side::B})
+    net_->sh(side, "nft add table inet ttsim && "
+                   "nft add chain inet ttsim in "
+                   "'{ type filter hook input priority 0; }' && "
+                   "nft add rule inet ttsim in tcp flags fin drop");
+  Server server(*net_, Side::B,
+                {.addr = sa,
+                 .exchange = {.send_bytes = kReply,
+                              .recv_bytes = kRequest,
+                              .close_first = true,
+                              .active_close_delay = 100ms}});
+  // Both ends wait for the other's FIN (shutdown, then read to EOF): let
+  // the FINs through once both have closed.
+  std::thread open_up([&] {
+    std::this_thread::sleep_for(800ms);
+    for (Side side : {Side::A, Side::B})
+      net_->sh(side, "nft delete table inet ttsim");
+  });
+  ClientResult client = run_client(
+      *net_, Side::A,
+      {.addr = sa,
+       .port = server.port(),
+       .exchange = {.send_bytes = kRequest,
+                    .recv_bytes = kReply,
+                    .close_first = true}});
+  open_up.join();
+  server.finish();
+  const std::uint64_t ss_c = ss_timewait_cookie(
+      *net_, Side::A, ca, client.local_port, sa, server.port());
+  const std::uint64_t ss_s = ss_timewait_cookie(
+      *net_, Side::B, sa, server.port(), ca, client.local_port);
+  auto [a, b] = stop_tracers();
+  const Json c = record(a, ca, client.local_port, sa, server.port());
+  const Json s = record(b, sa, server.port(), ca, client.local_port);
+  ASSERT_FALSE(c.is_null());
+  ASSERT_FALSE(s.is_null());
+  EXPECT_EQ(path_states(c).back(), "TIME_WAIT") << c.dump();
+  EXPECT_EQ(path_states(s).back(), "TIME_WAIT") << s.dump();
+  EXPECT_TRUE(c["closed_first"] == "simultaneous" ||
+              s["closed_first"] == "simultaneous")
+      << c.dump() << "\n" << s.dump();
+  EXPECT_EQ(c.at("cookie").get<std::uint64_t>(), ss_c) << c.dump();
+  EXPECT_EQ(s.at("cookie").get<std::uint64_t>(), ss_s) << s.dump();
+}
+
+// An abort: no TIME_WAIT, the sockets are gone once reset. Their cookies,
+// read with ss while both were ESTABLISHED, are the records' cookies.
+TEST_F(HistoryTest, ResetConnectionCookiesAreTheOnesSsShowed) {
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  Server server(*net_, Side::B,
+                {.addr = sa,
+                 .exchange = {.send_bytes = kReply, .recv_bytes = kRequest}});
+  // The client aborts 1.5 s after its exchange; ss looks in between.
+  std::string ss_a, ss_b;
+  std::thread peek([&] {
+    std::this_thread::sleep_for(700ms);
+    ss_a = net_->sh(Side::A, "ss -tieHn state established");
+    ss_b = net_->sh(Side::B, "ss -tieHn state established");
+  });
+  ClientResult client = run_client(
+      *net_, Side::A,
+      {.addr = sa,
+       .port = server.port(),
+       .exchange = {.send_bytes = kRequest,
+                    .recv_bytes = kReply,
+                    .close_first = true,
+                    .close_mode = CloseMode::Abort,
+                    .active_close_delay = 1500ms}});
+  peek.join();
+  server.finish();
+  auto [a, b] = stop_tracers();
+  const Json c = record(a, ca, client.local_port, sa, server.port());
+  const Json s = record(b, sa, server.port(), ca, client.local_port);
+  ASSERT_FALSE(c.is_null());
+  ASSERT_FALSE(s.is_null());
+  EXPECT_EQ(c["end"], "reset_sent") << c.dump();
+  EXPECT_EQ(s["end"], "reset_received") << s.dump();
+  EXPECT_EQ(c.at("cookie").get<std::uint64_t>(),
+            ss_cookie(ss_a, ca, client.local_port, sa, server.port()))
+      << c.dump();
+  EXPECT_EQ(s.at("cookie").get<std::uint64_t>(),
+            ss_cookie(ss_b, sa, server.port(), ca, client.local_port))
+      << s.dump();
+}
 
 TEST_F(HistoryTest, RefusedConnection) {
   start_tracers();
