@@ -36,11 +36,10 @@ namespace tcptrail {
 namespace {
 
 bool g_verbose = false;
-bool g_quiet = false; // mutes libbpf around probes expected to fail
 
 int libbpf_print(enum libbpf_print_level level, const char *format,
                  va_list args) {
-  if (g_quiet || (level == LIBBPF_DEBUG && !g_verbose))
+  if (level == LIBBPF_DEBUG && !g_verbose)
     return 0;
   return std::vfprintf(stderr, format, args);
 }
@@ -435,8 +434,7 @@ int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
   return tcptrail_bpf__load(skel);
 }
 
-Tracer Tracer::create(const TracerConfig &requested) {
-  const TracerConfig &cfg = requested;
+Tracer Tracer::create(const TracerConfig &cfg) {
   g_verbose = cfg.verbose;
   libbpf_set_print(libbpf_print);
 
