@@ -60,28 +60,8 @@ static __always_inline bool seed_wanted(const struct sock *sk, __u32 tgid, const
 		return false;
 	if (cfg_netns && s.netns != cfg_netns)
 		return false;
-	if (cfg_n_pids) {
-		bool found = false;
-
-		for (__u32 i = 0; i < MAX_FILTER_PIDS; i++) {
-			if (i >= cfg_n_pids)
-				break;
-			if (cfg_pids[i] == tgid) {
-				found = true;
-				break;
-			}
-		}
-		if (!found)
-			return false;
-	}
-	if (cfg_comm_set) {
-		for (int i = 0; i < TT_COMM_LEN; i++) {
-			if (comm[i] != cfg_comm[i])
-				return false;
-			if (!cfg_comm[i])
-				break;
-		}
-	}
+	if (!owner_allowed(tgid, comm))
+		return false;
 	if (cfg_n_lports && !ports_match(cfg_lports, cfg_n_lports, s.lport))
 		return false;
 	if (listener)

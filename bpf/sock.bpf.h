@@ -223,6 +223,34 @@ static __always_inline __u32 state_bit(__u8 state)
 	return 1U << (state & 31);
 }
 
+/* The owner filters (--pid, --comm); true when none is set. */
+static __always_inline bool owner_allowed(__u32 pid, const char *comm)
+{
+	if (cfg_n_pids) {
+		bool found = false;
+
+		for (__u32 i = 0; i < MAX_FILTER_PIDS; i++) {
+			if (i >= cfg_n_pids)
+				break;
+			if (cfg_pids[i] == pid) {
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			return false;
+	}
+	if (cfg_comm_set) {
+		for (int i = 0; i < TT_COMM_LEN; i++) {
+			if (comm[i] != cfg_comm[i])
+				return false;
+			if (!cfg_comm[i])
+				break;
+		}
+	}
+	return true;
+}
+
 /*
  * The user's filters; called before bpf_ringbuf_reserve(). states: the
  * state_bit()s of the states concerned (either side of a transition, or
@@ -248,28 +276,8 @@ static __always_inline bool filter_check(const struct tt_sock *s, __u32 states, 
 	 */
 	if ((cfg_n_pids || cfg_comm_set) && ((cfg_lazy_storage && !s->pid) || step))
 		goto owner_checked;
-	if (cfg_n_pids) {
-		bool found = false;
-
-		for (__u32 i = 0; i < MAX_FILTER_PIDS; i++) {
-			if (i >= cfg_n_pids)
-				break;
-			if (cfg_pids[i] == s->pid) {
-				found = true;
-				break;
-			}
-		}
-		if (!found)
-			return false;
-	}
-	if (cfg_comm_set) {
-		for (int i = 0; i < TT_COMM_LEN; i++) {
-			if (s->comm[i] != cfg_comm[i])
-				return false;
-			if (!cfg_comm[i])
-				break;
-		}
-	}
+	if (!owner_allowed(s->pid, s->comm))
+		return false;
 owner_checked:
 	if (cfg_n_lports && !step && !ports_match(cfg_lports, cfg_n_lports, s->lport))
 		return false;

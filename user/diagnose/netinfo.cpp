@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <condition_variable>
@@ -396,22 +397,29 @@ SnapshotPair::~SnapshotPair() {
   worker_->thread.join();
 }
 
-std::map<std::uint64_t, SocketOwner>
-socket_owners(const std::set<std::uint64_t> &inodes) {
-  std::map<std::uint64_t, SocketOwner> out;
-  if (inodes.empty())
-    return out;
+void for_each_socket_fd(
+    const std::function<bool(std::uint32_t pid, std::uint32_t fd,
+                             std::uint64_t inode)> &fn) {
   DIR *proc = opendir("/proc");
   if (!proc)
-    return out;
-  while (dirent *e = readdir(proc)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
+    return;
+  bool more = true;
+  while (more) {
+    const dirent *e = readdir(proc);
+    if (!e)
+      break;
+    if (e->d_name[0] < '1' || e->d_name[0] > '9')
       continue;
     const std::string fddir = fmt::format("/proc/{}/fd", e->d_name);
     DIR *fds = opendir(fddir.c_str());
     if (!fds)
-      continue;
-    while (dirent *f = readdir(fds)) {
+      continue; // exited, or not ours to read
+    const auto pid =
+        static_cast<std::uint32_t>(std::strtoul(e->d_name, nullptr, 10));
+    while (more) {
+      const dirent *f = readdir(fds);
+      if (!f)
+        break;
       if (f->d_name[0] == '.')
         continue;
       char link[64];
@@ -420,23 +428,32 @@ socket_owners(const std::set<std::uint64_t> &inodes) {
       if (n <= 0 || std::strncmp(link, "socket:[", 8) != 0)
         continue;
       link[n] = '\0';
-      const std::uint64_t ino = std::strtoull(link + 8, nullptr, 10);
-      if (!inodes.count(ino) || out.count(ino))
-        continue;
-      SocketOwner o;
-      o.pid = static_cast<std::uint32_t>(std::strtoul(e->d_name, nullptr, 10));
-      if (auto comm = read_file(fmt::format("/proc/{}/comm", e->d_name))) {
-        if (!comm->empty() && comm->back() == '\n')
-          comm->pop_back();
-        o.comm = *comm;
-      }
-      out[ino] = o;
+      more = fn(pid,
+                static_cast<std::uint32_t>(std::strtoul(f->d_name, nullptr, 10)),
+                std::strtoull(link + 8, nullptr, 10));
     }
     closedir(fds);
-    if (out.size() == inodes.size())
-      break;
   }
   closedir(proc);
+}
+
+std::string process_comm(std::uint32_t pid) {
+  std::string comm = read_file(fmt::format("/proc/{}/comm", pid)).value_or("");
+  if (!comm.empty() && comm.back() == '\n')
+    comm.pop_back();
+  return comm;
+}
+
+std::map<std::uint64_t, SocketOwner>
+socket_owners(const std::set<std::uint64_t> &inodes) {
+  std::map<std::uint64_t, SocketOwner> out;
+  if (inodes.empty())
+    return out;
+  for_each_socket_fd([&](std::uint32_t pid, std::uint32_t, std::uint64_t ino) {
+    if (inodes.count(ino) && !out.count(ino))
+      out[ino] = SocketOwner{pid, process_comm(pid)};
+    return out.size() < inodes.size();
+  });
   return out;
 }
 

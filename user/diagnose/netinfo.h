@@ -106,6 +106,16 @@ private:
 // A path whose st_ino is `inode`: /run/netns/*, then /proc/*/ns/net.
 std::optional<std::string> find_netns_path(std::uint64_t inode);
 
+// Calls fn(pid, fd, socket inode) for every socket fd of every process this
+// process can see in /proc, until fn returns false. The one fd walk of
+// tcptrail: socket_owners() here and the enumeration fallback
+// (snapshot/enumerate.h) both use it.
+void for_each_socket_fd(
+    const std::function<bool(std::uint32_t pid, std::uint32_t fd,
+                             std::uint64_t inode)> &fn);
+// /proc/PID/comm without its newline; empty when the process is gone.
+std::string process_comm(std::uint32_t pid);
+
 // The process holding each socket inode (first found by scanning
 // /proc/*/fd), for inodes that have one. Bounded by the process count.
 std::map<std::uint64_t, SocketOwner>

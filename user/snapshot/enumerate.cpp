@@ -1,10 +1,9 @@
 #include "snapshot/enumerate.h"
 
-#include <dirent.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,52 +35,29 @@ std::uint64_t monotonic_now_ns() {
 std::vector<tt_iter_file> proc_socket_fds(
     const std::map<std::uint64_t, std::uint32_t> &netns_of_inode) {
   std::vector<tt_iter_file> out;
-  DIR *proc = opendir("/proc");
-  if (!proc)
-    return out;
-  while (dirent *e = readdir(proc)) {
-    if (e->d_name[0] < '1' || e->d_name[0] > '9')
-      continue;
-    const std::string fddir = fmt::format("/proc/{}/fd", e->d_name);
-    DIR *fds = opendir(fddir.c_str());
-    if (!fds)
-      continue; // exited, or not ours to read
-    std::string comm;
-    while (dirent *f = readdir(fds)) {
-      if (f->d_name[0] == '.')
-        continue;
-      char link[64];
-      const std::string p = fmt::format("{}/{}", fddir, f->d_name);
-      const ssize_t n = readlink(p.c_str(), link, sizeof(link) - 1);
-      if (n <= 0 || std::strncmp(link, "socket:[", 8) != 0)
-        continue;
-      link[n] = '\0';
-      const std::uint64_t ino = std::strtoull(link + 8, nullptr, 10);
-      const auto it = netns_of_inode.find(ino);
-      if (it == netns_of_inode.end())
-        continue;
-      if (comm.empty()) {
-        char buf[TT_COMM_LEN + 2] = {};
-        if (FILE *c = std::fopen(fmt::format("/proc/{}/comm", e->d_name).c_str(),
-                                 "re")) {
-          if (std::fgets(buf, sizeof(buf), c))
-            comm.assign(buf, strcspn(buf, "\n"));
-          std::fclose(c);
+  std::uint32_t comm_pid = 0;
+  std::string comm;
+  diagnose::for_each_socket_fd(
+      [&](std::uint32_t pid, std::uint32_t fd, std::uint64_t ino) {
+        const auto it = netns_of_inode.find(ino);
+        if (it == netns_of_inode.end())
+          return true;
+        if (comm_pid != pid) {
+          comm = diagnose::process_comm(pid);
+          comm_pid = pid;
         }
-      }
-      tt_iter_file rec{};
-      rec.hdr.kind = TT_KIND_ITER_FILE;
-      rec.hdr.size = sizeof(rec);
-      rec.pid = static_cast<std::uint32_t>(std::strtoul(e->d_name, nullptr, 10));
-      rec.fd = static_cast<std::uint32_t>(std::strtoul(f->d_name, nullptr, 10));
-      rec.ino = ino;
-      rec.netns = it->second;
-      std::memcpy(rec.comm, comm.data(), std::min(comm.size(), sizeof(rec.comm) - 1));
-      out.push_back(rec);
-    }
-    closedir(fds);
-  }
-  closedir(proc);
+        tt_iter_file rec{};
+        rec.hdr.kind = TT_KIND_ITER_FILE;
+        rec.hdr.size = sizeof(rec);
+        rec.pid = pid;
+        rec.fd = fd;
+        rec.ino = ino;
+        rec.netns = it->second;
+        std::memcpy(rec.comm, comm.data(),
+                    std::min(comm.size(), sizeof(rec.comm) - 1));
+        out.push_back(rec);
+        return true;
+      });
   return out;
 }
 
