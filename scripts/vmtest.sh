@@ -20,8 +20,9 @@
 # read-only over virtiofs under a tmpfs overlay (so it can write anywhere, and
 # nothing reaches the host), chroots into it and runs COMMAND as root in the
 # caller's working directory, with TCPTRAIL_VM=1, TCPTRAIL_VM_KERNEL=NAME, CI
-# (if set) and TCPTRAIL_VM_OUT=/tmp/vmtest-out in its environment. /tmp and
-# /run are fresh tmpfs there (but the caller's directory shows through) and
+# (if set) and TCPTRAIL_VM_OUT=/tmp/vmtest-out in its environment. /run is a
+# fresh tmpfs there (but the caller's directory shows through), /tmp is the
+# host's seen through the overlay (a checkout under /tmp keeps working), and
 # the host's other mounts are not seen. Files written into $TCPTRAIL_VM_OUT
 # come back to OUT/NAME/out/; OUT/NAME/console.log keeps the whole serial
 # console, boot included. COMMAND's stdout and stderr arrive merged, on
