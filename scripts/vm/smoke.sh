@@ -19,6 +19,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Whether a line of FILE holds both patterns (no `grep | grep -q`: under
+# pipefail the first grep's SIGPIPE, when -q stops reading, fails the test).
+has() { # FILE PATTERN1 ERE2
+  [[ $(grep -F -- "$2" "$1" | grep -cE -- "$3") -gt 0 ]]
+}
+
 check() { # NAME CMD...: passes when CMD exits 0
   local name=$1
   shift
@@ -83,7 +89,7 @@ live_trace() {
   for t in '"old":"CLOSE","new":"SYN_SENT"' '"old":"SYN_SENT","new":"ESTABLISHED"' \
     '"old":"LISTEN","new":"SYN_RECV"' '"old":"ESTABLISHED","new":"FIN_WAIT1"' \
     '"old":"ESTABLISHED","new":"CLOSE_WAIT"' '"old":"LAST_ACK","new":"CLOSE"'; do
-    grep 47011 "$o" | grep -q "$t" || { echo "missing $t in:"; grep 47011 "$o"; return 1; }
+    has "$o" 47011 "$t" || { echo "missing $t in:"; grep 47011 "$o"; return 1; }
   done
 }
 
@@ -95,8 +101,8 @@ live_history() {
   local o=$out/tracer.history.out
   # The client closes first: TIME_WAIT, or an orphaned FIN_WAIT2 when the
   # server's FIN comes after the ACK of the client's (delayed ACK).
-  grep '"rport":47012' "$o" | grep -qE '"role":"active".*"end":"(closed|orphan_fin_wait2)"' &&
-    grep '"lport":47012,"raddr":"127' "$o" | grep -q '"role":"passive".*"end":"closed"' ||
+  has "$o" '"rport":47012' '"role":"active".*"end":"(closed|orphan_fin_wait2)"' &&
+    has "$o" '"lport":47012,"raddr":"127' '"role":"passive".*"end":"closed"' ||
     { grep 47012 "$o"; return 1; }
 }
 
@@ -104,7 +110,11 @@ live_snapshot() {
   python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",47013)); s.listen(); time.sleep(30)' &
   local spid=$!
   pids+=("$spid")
-  sleep 0.5
+  # Until it listens (python starts slowly on a busy or emulated machine).
+  for _ in $(seq 1 100); do
+    [[ -n $(ss -Hltn 'sport = :47013') ]] && break
+    sleep 0.1
+  done
   "$tt" snapshot -f json --lport 47013 >"$out/snapshot.out" || return 1
   # The same from sock_diag and /proc, as on a kernel without iterators.
   TCPTRAIL_FORCE_FALLBACK=iter:tcp,iter:task_file \
