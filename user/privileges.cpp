@@ -68,4 +68,18 @@ bool drop_thread_effective_capabilities() {
   return syscall(SYS_capset, &header, data) == 0;
 }
 
+std::string missing_bpf_capabilities() {
+  constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+  const std::uint64_t caps = effective_capabilities();
+  auto has = [caps](int cap) { return (caps >> cap) & 1; };
+  if (has(kCapSysAdmin) || (has(kCapBpf) && has(kCapPerfmon)))
+    return {};
+  std::string missing;
+  if (!has(kCapBpf))
+    missing += "CAP_BPF";
+  if (!has(kCapPerfmon))
+    missing += missing.empty() ? "CAP_PERFMON" : " and CAP_PERFMON";
+  return missing;
+}
+
 } // namespace tcptrail

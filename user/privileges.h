@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace tcptrail {
 
@@ -17,5 +18,10 @@ bool drop_thread_effective_capabilities();
 
 // The CapEff mask of this process (from /proc/self/status).
 std::uint64_t effective_capabilities();
+
+// Capabilities loading tcptrail's programs takes: CAP_SYS_ADMIN, or
+// CAP_BPF and CAP_PERFMON. Empty when the process has them; else the
+// missing ones ("CAP_BPF", "CAP_PERFMON" or "CAP_BPF and CAP_PERFMON").
+std::string missing_bpf_capabilities();
 
 } // namespace tcptrail

@@ -61,20 +61,10 @@ std::string errno_text(int err) {
   return std::strerror(err < 0 ? -err : err);
 }
 
-constexpr int kCapSysAdmin = 21;
-constexpr int kCapPerfmon = 38;
-constexpr int kCapBpf = 39;
-
 void check_privileges() {
-  const std::uint64_t caps = effective_capabilities();
-  auto has = [caps](int cap) { return (caps >> cap) & 1; };
-  if (has(kCapSysAdmin) || (has(kCapBpf) && has(kCapPerfmon)))
+  const std::string missing = missing_bpf_capabilities();
+  if (missing.empty())
     return;
-  std::string missing;
-  if (!has(kCapBpf))
-    missing += "CAP_BPF";
-  if (!has(kCapPerfmon))
-    missing += missing.empty() ? "CAP_PERFMON" : " and CAP_PERFMON";
   throw Error(fmt::format("missing privileges: need root, or CAP_BPF and "
                           "CAP_PERFMON (missing: {})",
                           missing),

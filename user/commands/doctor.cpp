@@ -24,10 +24,6 @@ namespace tcptrail {
 
 namespace {
 
-constexpr int kCapSysAdmin = 21;
-constexpr int kCapPerfmon = 38;
-constexpr int kCapBpf = 39;
-
 // The first line of a small text file, or "" when unreadable.
 std::string first_line(const char *path) {
   std::ifstream in(path);
@@ -54,9 +50,7 @@ HostFacts host_facts() {
   h.lockdown = first_line("/sys/kernel/security/lockdown");
   h.unprivileged_bpf = first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
   h.btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
-  const std::uint64_t caps = effective_capabilities();
-  h.privileged = ((caps >> kCapSysAdmin) & 1) ||
-                 (((caps >> kCapBpf) & 1) && ((caps >> kCapPerfmon) & 1));
+  h.privileged = missing_bpf_capabilities().empty();
   return h;
 }
 

@@ -1,7 +1,6 @@
 #include "snapshot/enumerate.h"
 
 #include <sys/socket.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -15,20 +14,18 @@
 
 #include "bpf/probe.h"
 #include "error.h"
+#include "runtime.h"
 #include "snapshot/records.h"
+#include "tcp_state.h"
 
 namespace tcptrail {
 
 namespace {
 
-constexpr std::uint8_t kTimeWait = 6, kSynRecv = 3, kNewSynRecv = 12;
-
-std::uint64_t monotonic_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
+// The states sock_diag reports, from the enum checked against the kernel's.
+constexpr auto kTimeWait = static_cast<std::uint8_t>(TcpState::TimeWait);
+constexpr auto kSynRecv = static_cast<std::uint8_t>(TcpState::SynRecv);
+constexpr auto kNewSynRecv = static_cast<std::uint8_t>(TcpState::NewSynRecv);
 
 // Every socket fd of every process, as iter/task_file would give them: the
 // fd walk of /proc, for the inodes wanted.
@@ -83,7 +80,7 @@ tt_iter_sock iter_sock_from_diag(const diagnose::DiagSock &d,
   tt_iter_sock s{};
   s.hdr.kind = TT_KIND_ITER_SOCK;
   s.hdr.size = sizeof(s);
-  s.hdr.ts_ns = monotonic_now_ns();
+  s.hdr.ts_ns = monotonic_ns();
   s.hdr.cookie = d.cookie;
   std::memcpy(s.laddr, d.laddr, TT_ADDR_LEN);
   std::memcpy(s.raddr, d.raddr, TT_ADDR_LEN);
