@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -20,10 +23,10 @@ template <typename T> T load(const std::uint8_t *p) {
 
 constexpr std::uint16_t kBtfMagic = 0xeB9F;
 
-// Bytes that follow a type's 12-byte header, by kind (kernel's
-// btf_type_size(); BTF_KIND_* numbers from include/uapi/linux/btf.h).
-std::optional<std::size_t> trailer_size(std::uint32_t kind,
-                                        std::uint32_t vlen) {
+} // namespace
+
+std::optional<std::size_t> btf_trailer_size(std::uint32_t kind,
+                                            std::uint32_t vlen) {
   switch (kind) {
   case 1:  // INT
   case 14: // VAR
@@ -53,8 +56,6 @@ std::optional<std::size_t> trailer_size(std::uint32_t kind,
     return std::nullopt;
   }
 }
-
-} // namespace
 
 bool btf_find(std::span<const std::uint8_t> btf, std::vector<BtfQuery> &queries,
               std::string &error) {
@@ -98,7 +99,7 @@ bool btf_find(std::span<const std::uint8_t> btf, std::vector<BtfQuery> &queries,
     const auto info = load<std::uint32_t>(p + 4);
     const std::uint32_t kind = (info >> 24) & 0x1f;
     const std::uint32_t vlen = info & 0xffff;
-    const auto extra = trailer_size(kind, vlen);
+    const auto extra = btf_trailer_size(kind, vlen);
     if (!extra || static_cast<std::size_t>(end - p - 12) < *extra) {
       error = extra ? "truncated BTF type" : "unknown BTF kind";
       return false;
@@ -120,8 +121,8 @@ bool btf_find(std::span<const std::uint8_t> btf, std::vector<BtfQuery> &queries,
             v = static_cast<std::int64_t>(
                 load<std::uint32_t>(m + 4) |
                 (std::uint64_t{load<std::uint32_t>(m + 8)} << 32));
-          q.enumerators.emplace_back(v,
-                                     std::string(name_at(load<std::uint32_t>(m))));
+          q.enumerators.emplace_back(
+              v, std::string(name_at(load<std::uint32_t>(m))));
         }
       }
     }
@@ -160,7 +161,8 @@ std::optional<BtfFile> BtfFile::open(const char *path) {
   for (;;) {
     if (have == out.copy_.size())
       out.copy_.resize(out.copy_.size() * 2);
-    const ssize_t n = read(fd, out.copy_.data() + have, out.copy_.size() - have);
+    const ssize_t n =
+        read(fd, out.copy_.data() + have, out.copy_.size() - have);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
@@ -185,3 +187,24 @@ std::span<const std::uint8_t> BtfFile::bytes() const {
 }
 
 } // namespace tcptrail
+
+// libbpf 1.1 reads the kernel's BTF through stdio, 4 KiB per read(): 1,353
+// read() calls for 5.5 MB at every start. The binaries are linked with
+// --wrap=btf__load_vmlinux_btf (CMakeLists.txt), so where libbpf is linked
+// statically its own call lands here and parses the same bytes from a
+// mapping of the file. libbpf copies them (as it does after reading), and
+// the mapping is gone before the programs load, so peak memory does not
+// grow. Anything else (no sysfs BTF, a kernel that refuses the mapping
+// and the read) goes to libbpf's own search.
+extern "C" {
+struct btf *__real_btf__load_vmlinux_btf(void);
+struct btf *__wrap_btf__load_vmlinux_btf(void) {
+  if (const auto file = tcptrail::BtfFile::open("/sys/kernel/btf/vmlinux")) {
+    const auto bytes = file->bytes();
+    struct btf *btf = btf__new(bytes.data(), static_cast<__u32>(bytes.size()));
+    if (libbpf_get_error(btf) == 0)
+      return btf;
+  }
+  return __real_btf__load_vmlinux_btf();
+}
+}

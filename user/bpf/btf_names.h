@@ -33,6 +33,12 @@ struct BtfQuery {
   std::vector<std::pair<std::int64_t, std::string>> enumerators;
 };
 
+// Bytes that follow a type's 12-byte header, by kind (the kernel's
+// btf_type_size(); BTF_KIND_* numbers from include/uapi/linux/btf.h);
+// nullopt for a kind this build does not know.
+std::optional<std::size_t> btf_trailer_size(std::uint32_t kind,
+                                            std::uint32_t vlen);
+
 // Scans `btf` once and fills in each query's id (first match). Returns
 // false, with `error` set, when the buffer is not well-formed BTF.
 bool btf_find(std::span<const std::uint8_t> btf, std::vector<BtfQuery> &queries,

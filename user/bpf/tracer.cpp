@@ -5,11 +5,15 @@
 #include <bpf/libbpf.h>
 #include <linux/membarrier.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <utility>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -22,6 +26,8 @@
 
 #include <fmt/format.h>
 
+#include "bpf/btf_names.h"
+#include "bpf/core_btf.h"
 #include "bpf/iter.h"
 #include "bpf/probe.h"
 #include "bpf/programs.h"
@@ -358,12 +364,103 @@ void choose_programs(const TracerConfig &cfg, tcptrail_bpf *skel) {
   }
 }
 
+// The kernel's BTF cut down to what this object's CO-RE relocations need
+// (core_btf.h), in a memfd whose /proc path goes to libbpf as
+// btf_custom_path. Without one (TCPTRAIL_CORE_BTF=kernel, or it could not
+// be made: `why` says), libbpf searches the whole kernel BTF as usual.
+class CoreBtfFile {
+public:
+  static CoreBtfFile make(std::string &why) {
+    CoreBtfFile f;
+    const char *env = std::getenv("TCPTRAIL_CORE_BTF");
+    if (env != nullptr && std::strcmp(env, "kernel") == 0) {
+      why = "CO-RE: the whole kernel BTF (TCPTRAIL_CORE_BTF=kernel)";
+      return f;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::string> roots;
+    std::string error;
+    if (!core_relo_roots(bpf_object_elf(), roots, error)) {
+      why = "CO-RE: the whole kernel BTF (" + error + ")";
+      return f;
+    }
+    std::optional<BtfFile> vmlinux = BtfFile::open("/sys/kernel/btf/vmlinux");
+    std::vector<std::uint8_t> small;
+    if (!vmlinux) {
+      why =
+          "CO-RE: the whole kernel BTF (cannot read it: " + errno_text(errno) +
+          ")";
+      return f;
+    }
+    if (!minimize_btf(vmlinux->bytes(), roots, small, error)) {
+      why = "CO-RE: the whole kernel BTF (" + error + ")";
+      return f;
+    }
+    const int fd = static_cast<int>(
+        syscall(SYS_memfd_create, "tcptrail-core-btf", MFD_CLOEXEC));
+    if (fd < 0) {
+      why = "CO-RE: the whole kernel BTF (memfd_create: " + errno_text(errno) +
+            ")";
+      return f;
+    }
+    f.fd_ = fd;
+    std::size_t done = 0;
+    while (done < small.size()) {
+      const ssize_t n = write(fd, small.data() + done, small.size() - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        why = "CO-RE: the whole kernel BTF (writing the memfd: " +
+              errno_text(errno) + ")";
+        return CoreBtfFile{};
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    f.path_ = fmt::format("/proc/self/fd/{}", fd);
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - t0)
+                        .count();
+    why = fmt::format("CO-RE: {} relocation roots resolved in {} KiB of the "
+                      "kernel's {} KiB of BTF (made in {} us)",
+                      roots.size(), small.size() / 1024,
+                      vmlinux->bytes().size() / 1024, us);
+    return f;
+  }
+  CoreBtfFile(CoreBtfFile &&o) noexcept
+      : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
+  CoreBtfFile &operator=(CoreBtfFile &&) = delete;
+  CoreBtfFile(const CoreBtfFile &) = delete;
+  ~CoreBtfFile() {
+    if (fd_ >= 0)
+      close(fd_);
+  }
+  // nullptr: no custom BTF.
+  const char *path() const { return path_.empty() ? nullptr : path_.c_str(); }
+
+private:
+  CoreBtfFile() = default;
+  int fd_ = -1;
+  std::string path_;
+};
+
 } // namespace
+
+std::span<const std::uint8_t> bpf_object_elf() {
+  std::size_t size = 0;
+  const void *elf = tcptrail_bpf__elf_bytes(&size);
+  return {static_cast<const std::uint8_t *>(elf), size};
+}
 
 // Opens, configures and loads the object. Returns libbpf's error (0 on
 // success).
 int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
-  impl.skel.reset(tcptrail_bpf__open());
+  std::string core_note;
+  const CoreBtfFile core_btf = CoreBtfFile::make(core_note);
+  if (cfg.verbose)
+    std::fprintf(stderr, "tcptrail: %s\n", core_note.c_str());
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts,
+              .btf_custom_path = core_btf.path());
+  impl.skel.reset(tcptrail_bpf__open_opts(&open_opts));
   if (!impl.skel)
     throw Error(fmt::format("opening BPF object: {}", errno_text(errno)));
   tcptrail_bpf *skel = impl.skel.get();

@@ -1,0 +1,437 @@
+#include "bpf/core_btf.h"
+
+#include <elf.h>
+
+#include <array>
+#include <cstring>
+#include <initializer_list>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "bpf/btf_names.h"
+
+namespace tcptrail {
+
+namespace {
+
+template <typename T> T load(const std::uint8_t *p) {
+  T v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename T> void store(std::vector<std::uint8_t> &out, T v) {
+  const auto *b = reinterpret_cast<const std::uint8_t *>(&v);
+  out.insert(out.end(), b, b + sizeof(v));
+}
+
+constexpr std::uint16_t kBtfMagic = 0xeB9F;
+constexpr std::uint32_t kHeaderLen = 24;
+
+// BTF_KIND_* (include/uapi/linux/btf.h).
+enum : std::uint32_t {
+  kPtr = 2,
+  kArray = 3,
+  kStruct = 4,
+  kUnion = 5,
+  kEnum = 6,
+  kTypedef = 8,
+  kVolatile = 9,
+  kConst = 10,
+  kRestrict = 11,
+  kFunc = 12,
+  kFuncProto = 13,
+  kVar = 14,
+  kDatasec = 15,
+  kDeclTag = 17,
+  kTypeTag = 18,
+  kEnum64 = 19,
+};
+
+// enum bpf_core_relo_kind: BPF_CORE_TYPE_ID_LOCAL needs no kernel type.
+constexpr std::uint32_t kCoreTypeIdLocal = 6;
+
+// A raw BTF blob's type and string sections, and each type's offset.
+struct Btf {
+  const std::uint8_t *types = nullptr;
+  std::uint32_t type_len = 0;
+  const char *str = nullptr;
+  std::uint32_t str_len = 0;
+  std::vector<std::uint32_t> offsets; // by type id; [0] is void
+
+  std::string_view name(std::uint32_t off) const {
+    return off < str_len ? std::string_view(str + off) : std::string_view();
+  }
+  const std::uint8_t *type(std::uint32_t id) const {
+    return types + offsets[id];
+  }
+  std::uint32_t count() const {
+    return static_cast<std::uint32_t>(offsets.size());
+  }
+};
+
+std::uint32_t kind_of(const std::uint8_t *t) {
+  return (load<std::uint32_t>(t + 4) >> 24) & 0x1f;
+}
+std::uint32_t vlen_of(const std::uint8_t *t) {
+  return load<std::uint32_t>(t + 4) & 0xffff;
+}
+
+// Checks the header and indexes every type.
+bool parse_btf(std::span<const std::uint8_t> raw, Btf &btf,
+               std::string &error) {
+  if (raw.size() < kHeaderLen || load<std::uint16_t>(raw.data()) != kBtfMagic) {
+    error = "not BTF (bad magic or size)";
+    return false;
+  }
+  const auto hdr_len = load<std::uint32_t>(raw.data() + 4);
+  const auto type_off = load<std::uint32_t>(raw.data() + 8);
+  const auto type_len = load<std::uint32_t>(raw.data() + 12);
+  const auto str_off = load<std::uint32_t>(raw.data() + 16);
+  const auto str_len = load<std::uint32_t>(raw.data() + 20);
+  const std::uint64_t types = std::uint64_t{hdr_len} + type_off;
+  const std::uint64_t strs = std::uint64_t{hdr_len} + str_off;
+  if (hdr_len < kHeaderLen || types + type_len > raw.size() ||
+      strs + str_len > raw.size() || str_len == 0 ||
+      raw[strs + str_len - 1] != 0) {
+    error = "BTF sections out of bounds";
+    return false;
+  }
+  btf.types = raw.data() + types;
+  btf.type_len = type_len;
+  btf.str = reinterpret_cast<const char *>(raw.data() + strs);
+  btf.str_len = str_len;
+  btf.offsets.assign(1, 0);
+  btf.offsets.reserve(type_len / 16);
+  std::uint32_t off = 0;
+  while (off < type_len) {
+    if (type_len - off < 12) {
+      error = "truncated BTF type";
+      return false;
+    }
+    const std::uint8_t *t = btf.types + off;
+    const auto extra = btf_trailer_size(kind_of(t), vlen_of(t));
+    if (!extra || type_len - off - 12 < *extra) {
+      error = extra ? "truncated BTF type" : "unknown BTF kind";
+      return false;
+    }
+    btf.offsets.push_back(off);
+    off += 12 + static_cast<std::uint32_t>(*extra);
+  }
+  return true;
+}
+
+// Calls ref(byte offset within the type) for each type id the type refers
+// to, and name(byte offset) for each name offset it holds.
+template <typename Ref, typename Name>
+void for_each_field(const std::uint8_t *t, Ref ref, Name name) {
+  const std::uint32_t kind = kind_of(t);
+  const std::uint32_t vlen = vlen_of(t);
+  name(0);
+  switch (kind) {
+  case kPtr:
+  case kTypedef:
+  case kVolatile:
+  case kConst:
+  case kRestrict:
+  case kFunc:
+  case kVar:
+  case kDeclTag:
+  case kTypeTag:
+    ref(8);
+    break;
+  case kArray:
+    ref(12);
+    ref(16);
+    break;
+  case kStruct:
+  case kUnion:
+    for (std::uint32_t i = 0; i < vlen; ++i) {
+      name(12 + i * 12);
+      ref(12 + i * 12 + 4);
+    }
+    break;
+  case kFuncProto:
+    ref(8);
+    for (std::uint32_t i = 0; i < vlen; ++i) {
+      name(12 + i * 8);
+      ref(12 + i * 8 + 4);
+    }
+    break;
+  case kDatasec:
+    for (std::uint32_t i = 0; i < vlen; ++i)
+      ref(12 + i * 12);
+    break;
+  case kEnum:
+    for (std::uint32_t i = 0; i < vlen; ++i)
+      name(12 + i * 8);
+    break;
+  case kEnum64:
+    for (std::uint32_t i = 0; i < vlen; ++i)
+      name(12 + i * 12);
+    break;
+  default: // INT, FWD, FLOAT: no references
+    break;
+  }
+}
+
+struct Section {
+  std::span<const std::uint8_t> data;
+  bool found = false;
+};
+
+// Finds named sections of a little-endian ELF64 file.
+bool elf_sections(
+    std::span<const std::uint8_t> elf,
+    std::initializer_list<std::pair<const char *, Section *>> want,
+    std::string &error) {
+  Elf64_Ehdr eh;
+  if (elf.size() < sizeof(eh) ||
+      std::memcmp(elf.data(), ELFMAG, SELFMAG) != 0 ||
+      elf[EI_CLASS] != ELFCLASS64 || elf[EI_DATA] != ELFDATA2LSB) {
+    error = "not a little-endian ELF64 object";
+    return false;
+  }
+  std::memcpy(&eh, elf.data(), sizeof(eh));
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shstrndx >= eh.e_shnum ||
+      eh.e_shoff > elf.size() ||
+      (elf.size() - eh.e_shoff) / sizeof(Elf64_Shdr) < eh.e_shnum) {
+    error = "ELF section headers out of bounds";
+    return false;
+  }
+  auto header = [&](std::size_t i) {
+    Elf64_Shdr sh;
+    std::memcpy(&sh, elf.data() + eh.e_shoff + i * sizeof(sh), sizeof(sh));
+    return sh;
+  };
+  auto bytes = [&](const Elf64_Shdr &sh)
+      -> std::optional<std::span<const std::uint8_t>> {
+    if (sh.sh_offset > elf.size() || elf.size() - sh.sh_offset < sh.sh_size)
+      return std::nullopt;
+    return elf.subspan(sh.sh_offset, sh.sh_size);
+  };
+  const auto names = bytes(header(eh.e_shstrndx));
+  if (!names) {
+    error = "ELF section names out of bounds";
+    return false;
+  }
+  for (std::size_t i = 0; i < eh.e_shnum; ++i) {
+    const Elf64_Shdr sh = header(i);
+    if (sh.sh_name >= names->size())
+      continue;
+    const auto *p = reinterpret_cast<const char *>(names->data()) + sh.sh_name;
+    const std::string_view name(p, strnlen(p, names->size() - sh.sh_name));
+    for (auto [want_name, out] : want) {
+      if (name != want_name)
+        continue;
+      const auto data = bytes(sh);
+      if (!data) {
+        error = std::string("ELF section ") + want_name + " out of bounds";
+        return false;
+      }
+      out->data = *data;
+      out->found = true;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+std::size_t core_essential_len(std::string_view name) {
+  // libbpf: the last "X___Y" where X and Y are not underscores.
+  for (std::size_t i = name.size() >= 5 ? name.size() - 5 + 1 : 0; i-- > 0;) {
+    if (name[i] != '_' && name[i + 1] == '_' && name[i + 2] == '_' &&
+        name[i + 3] == '_' && name[i + 4] != '_')
+      return i + 1;
+  }
+  return name.size();
+}
+
+bool core_relo_roots(std::span<const std::uint8_t> elf,
+                     std::vector<std::string> &roots, std::string &error) {
+  roots.clear();
+  Section btf_sec, ext_sec;
+  if (!elf_sections(elf, {{".BTF", &btf_sec}, {".BTF.ext", &ext_sec}}, error))
+    return false;
+  if (!ext_sec.found)
+    return true; // no relocations at all
+  if (!btf_sec.found) {
+    error = "ELF object has .BTF.ext but no .BTF";
+    return false;
+  }
+  Btf btf;
+  if (!parse_btf(btf_sec.data, btf, error))
+    return false;
+
+  // struct btf_ext_header: magic u16, version u8, flags u8, hdr_len u32,
+  // func_info_off/len, line_info_off/len, then core_relo_off/len (u32s);
+  // offsets count from the end of the header.
+  const auto ext = ext_sec.data;
+  if (ext.size() < 24 || load<std::uint16_t>(ext.data()) != kBtfMagic) {
+    error = ".BTF.ext: bad magic or size";
+    return false;
+  }
+  const auto hdr_len = load<std::uint32_t>(ext.data() + 4);
+  if (hdr_len < 32)
+    return true; // an old header: no CO-RE relocations
+  if (hdr_len > ext.size()) {
+    error = ".BTF.ext: header out of bounds";
+    return false;
+  }
+  const auto relo_off = load<std::uint32_t>(ext.data() + 24);
+  const auto relo_len = load<std::uint32_t>(ext.data() + 28);
+  if (relo_len == 0)
+    return true;
+  const std::uint64_t begin = std::uint64_t{hdr_len} + relo_off;
+  if (begin + relo_len > ext.size() || relo_len < 4) {
+    error = ".BTF.ext: core_relo out of bounds";
+    return false;
+  }
+  // u32 record size, then per ELF section: sec_name_off u32, num_info u32
+  // and num_info records {insn_off, type_id, access_str_off, kind}.
+  const std::uint8_t *p = ext.data() + begin;
+  const std::uint8_t *end = p + relo_len;
+  const auto rec_size = load<std::uint32_t>(p);
+  p += 4;
+  if (rec_size < 16) {
+    error = ".BTF.ext: core_relo record too small";
+    return false;
+  }
+  std::unordered_set<std::string_view> seen;
+  while (p < end) {
+    if (end - p < 8) {
+      error = ".BTF.ext: truncated core_relo section";
+      return false;
+    }
+    const auto n = load<std::uint32_t>(p + 4);
+    p += 8;
+    if (static_cast<std::uint64_t>(end - p) < std::uint64_t{n} * rec_size) {
+      error = ".BTF.ext: truncated core_relo records";
+      return false;
+    }
+    for (std::uint32_t i = 0; i < n; ++i, p += rec_size) {
+      const auto type_id = load<std::uint32_t>(p + 4);
+      const auto kind = load<std::uint32_t>(p + 12);
+      if (kind == kCoreTypeIdLocal)
+        continue;
+      if (type_id == 0 || type_id >= btf.count()) {
+        error = ".BTF.ext: core_relo type id out of range";
+        return false;
+      }
+      std::string_view name = btf.name(load<std::uint32_t>(btf.type(type_id)));
+      name = name.substr(0, core_essential_len(name));
+      if (!name.empty() && seen.insert(name).second)
+        roots.emplace_back(name);
+    }
+  }
+  return true;
+}
+
+bool minimize_btf(std::span<const std::uint8_t> vmlinux,
+                  const std::vector<std::string> &roots,
+                  std::vector<std::uint8_t> &out, std::string &error) {
+  Btf btf;
+  if (!parse_btf(vmlinux, btf, error))
+    return false;
+  // Roots by first letter: most names fail on that lookup alone, which
+  // keeps the scan of 100,000+ names to a few instructions each.
+  std::array<std::vector<std::string_view>, 256> by_first;
+  for (const std::string &r : roots)
+    if (!r.empty())
+      by_first[static_cast<unsigned char>(r[0])].push_back(r);
+  auto wanted = [&](std::uint32_t name_off) {
+    if (name_off >= btf.str_len)
+      return false;
+    const char *name = btf.str + name_off; // no strlen() unless it may match
+    for (std::string_view r : by_first[static_cast<unsigned char>(*name)])
+      if (std::strncmp(name, r.data(), r.size()) == 0 &&
+          core_essential_len(name) == r.size())
+        return true;
+    return false;
+  };
+
+  // Roots, then everything they reach except through a pointer.
+  const std::uint32_t n = btf.count();
+  std::vector<std::uint32_t> new_id(n, 0);
+  std::vector<std::uint32_t> todo;
+  auto take = [&](std::uint32_t id) {
+    if (id != 0 && id < n && new_id[id] == 0) {
+      new_id[id] = 1; // marked; numbered below
+      todo.push_back(id);
+    }
+  };
+  for (std::uint32_t id = 1; id < n; ++id)
+    if (wanted(load<std::uint32_t>(btf.type(id))))
+      take(id);
+  while (!todo.empty()) {
+    const std::uint32_t id = todo.back();
+    todo.pop_back();
+    const std::uint8_t *t = btf.type(id);
+    if (kind_of(t) == kPtr)
+      continue; // the cut: a pointer's target is not needed
+    for_each_field(
+        t, [&](std::uint32_t at) { take(load<std::uint32_t>(t + at)); },
+        [](std::uint32_t) {});
+  }
+  std::uint32_t next = 1;
+  for (std::uint32_t id = 1; id < n; ++id)
+    if (new_id[id])
+      new_id[id] = next++;
+
+  // Types in their original order, ids and names remapped; strings
+  // deduplicated.
+  std::vector<std::uint8_t> types;
+  std::vector<std::uint8_t> strings(1, 0);
+  std::unordered_map<std::string_view, std::uint32_t> string_at;
+  for (std::uint32_t id = 1; id < n; ++id) {
+    if (!new_id[id])
+      continue;
+    const std::uint8_t *t = btf.type(id);
+    const std::size_t size =
+        12 + *btf_trailer_size(kind_of(t), vlen_of(t)); // checked by parse
+    const std::size_t base = types.size();
+    types.insert(types.end(), t, t + size);
+    std::uint8_t *copy = types.data() + base;
+    for_each_field(
+        t,
+        [&](std::uint32_t at) {
+          const auto old = load<std::uint32_t>(t + at);
+          const std::uint32_t mapped = old < n ? new_id[old] : 0;
+          std::memcpy(copy + at, &mapped, 4);
+        },
+        [&](std::uint32_t at) {
+          const std::string_view s = btf.name(load<std::uint32_t>(t + at));
+          std::uint32_t off = 0;
+          if (!s.empty()) {
+            auto [it, added] = string_at.try_emplace(
+                s, static_cast<std::uint32_t>(strings.size()));
+            if (added) {
+              strings.insert(strings.end(), s.begin(), s.end());
+              strings.push_back(0);
+            }
+            off = it->second;
+          }
+          std::memcpy(copy + at, &off, 4);
+        });
+  }
+
+  out.clear();
+  out.reserve(kHeaderLen + types.size() + strings.size());
+  store<std::uint16_t>(out, kBtfMagic);
+  store<std::uint8_t>(out, 1); // version
+  store<std::uint8_t>(out, 0); // flags
+  store<std::uint32_t>(out, kHeaderLen);
+  store<std::uint32_t>(out, 0); // type_off
+  store<std::uint32_t>(out, static_cast<std::uint32_t>(types.size()));
+  store<std::uint32_t>(out, static_cast<std::uint32_t>(types.size()));
+  store<std::uint32_t>(out, static_cast<std::uint32_t>(strings.size()));
+  out.insert(out.end(), types.begin(), types.end());
+  out.insert(out.end(), strings.begin(), strings.end());
+  return true;
+}
+
+} // namespace tcptrail
