@@ -287,9 +287,9 @@ TEST(LeaksReport, CsvRows) {
   format_leaks_csv(out, r);
   EXPECT_EQ(fmt::to_string(out),
             "report,state,cookie,pid,comm,fd,af,laddr,lport,raddr,rport,"
-            "age_ns,preexisting,age_exact,netns\n"
+            "age_ns,preexisting,age_exact,netns,cgroup_id,cgroup,container\n"
             "1,CLOSE_WAIT,5,42,\"a,b\",,4,198.18.0.1,8080,198.18.0.2,50000,"
-            "1000000000,0,1,4026532000\n");
+            "1000000000,0,1,4026532000,,,\n");
 }
 
 } // namespace
