@@ -385,6 +385,45 @@ TEST_F(CgroupTest, ContainerFilterAndSnapshot) {
       << dump(events);
 }
 
+// history: each connection record carries its owner's cgroup; --cgroup
+// keeps only the records of sockets owned inside it.
+TEST_F(CgroupTest, HistoryRecordsCarryAndFilterByCgroup) {
+  const std::string id = container_id();
+  const std::string scope = cg_->make("system.slice/docker-" + id + ".scope");
+  const std::string other = cg_->make("other");
+  Server s_other = server_in(other, 5002, "tt-cg-out");
+  Server s_in = server_in(scope, 5001, "tt-cg-in");
+  TracerProcess t({"history", "-f", "json", "--netns",
+                   std::to_string(net_->inode(Side::B)), "--cgroup",
+                   cg_->base() + "/system.slice"});
+  TT_START_TRACER(t);
+  s_other.listen();
+  s_in.listen();
+  client(5002);
+  s_other.finish();
+  ClientResult c = client(5001);
+  s_in.finish();
+  auto done = [&](const std::vector<Json> &evs) {
+    int n = 0;
+    for (const Json &ev : evs)
+      n += ev.value("event", "") == "connection" && ev["lport"] == 5001;
+    return n >= 2; // the accepted connection and the listener
+  };
+  ASSERT_TRUE(t.wait_for(done, 5s)) << dump(t.events());
+  auto events = stop(t);
+  int accepted = 0;
+  for (const Json &ev : events) {
+    if (ev.value("event", "") != "connection")
+      continue;
+    EXPECT_EQ(ev["lport"], 5001) << ev.dump();
+    EXPECT_EQ(ev["cgroup_id"], cg_->id(scope)) << ev.dump();
+    EXPECT_EQ(ev["cgroup"], scope) << ev.dump();
+    EXPECT_EQ(ev["container"], id) << ev.dump();
+    accepted += ev["rport"] == c.local_port;
+  }
+  EXPECT_EQ(accepted, 1) << dump(events);
+}
+
 // Bad --cgroup / --container arguments: one clear line, exit 2, no BPF.
 TEST_F(CgroupTest, BadArgumentsAreClearErrors) {
   const std::string id = container_id();
