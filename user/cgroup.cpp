@@ -40,8 +40,8 @@ std::string_view id_between(std::string_view comp, std::string_view prefix,
                             std::string_view suffix) {
   if (!starts_with(comp, prefix) || !ends_with(comp, suffix))
     return {};
-  const std::string_view id = comp.substr(
-      prefix.size(), comp.size() - prefix.size() - suffix.size());
+  const std::string_view id =
+      comp.substr(prefix.size(), comp.size() - prefix.size() - suffix.size());
   if (id.size() != kContainerIdLen || !is_lower_hex(id))
     return {};
   return id;
@@ -102,14 +102,14 @@ ContainerRef parse_container(std::string_view path) {
     std::string_view runtime;
     if (!(id = id_between(comp, "docker-", ".scope")).empty()) {
       runtime = "docker";
-    } else if (!(id = id_between(comp, "cri-containerd-", ".scope"))
-                    .empty()) {
+    } else if (!(id = id_between(comp, "cri-containerd-", ".scope")).empty()) {
       runtime = "containerd";
     } else if (!(id = id_between(comp, "crio-", ".scope")).empty()) {
       runtime = "crio";
     } else if (!(id = id_between(comp, "libpod-", ".scope")).empty() ||
                !(id = id_between(comp, "libpod-", "")).empty()) {
-      runtime = "podman"; // systemd driver; cgroupfs: /libpod_parent/libpod-<id>
+      runtime =
+          "podman"; // systemd driver; cgroupfs: /libpod_parent/libpod-<id>
     } else if (comp.size() == kContainerIdLen && is_lower_hex(comp)) {
       // cgroupfs drivers: /docker/<id>, /kubepods/<qos>/pod<uid>/<id>
       if (parent == "docker") {
@@ -297,7 +297,8 @@ CgroupTree::resolve(std::string_view arg) const {
   struct statfs fs {};
   if (stat(full.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
       statfs(full.c_str(), &fs) != 0 ||
-      static_cast<unsigned long>(fs.f_type) != 0x63677270UL) // CGROUP2_SUPER_MAGIC
+      static_cast<unsigned long>(fs.f_type) !=
+          0x63677270UL) // CGROUP2_SUPER_MAGIC
     return std::nullopt;
   Resolved r;
   r.id = static_cast<std::uint64_t>(st.st_ino);
@@ -327,9 +328,10 @@ CgroupTree::containers_matching(std::string_view prefix) {
   std::vector<Resolved> out;
   for (Resolved &r : found) {
     const std::string id = by_id_[r.id].container.id;
-    const bool seen = std::any_of(out.begin(), out.end(), [&](const Resolved &o) {
-      return by_id_[o.id].container.id == id;
-    });
+    const bool seen =
+        std::any_of(out.begin(), out.end(), [&](const Resolved &o) {
+          return by_id_[o.id].container.id == id;
+        });
     if (!seen)
       out.push_back(std::move(r));
   }

@@ -75,8 +75,8 @@ public:
 
   // Finds the cgroup2 mount (/proc/self/mountinfo) and walks it; nullptr
   // when no cgroup2 file system is mounted.
-  static std::unique_ptr<CgroupTree> open(std::size_t max_entries =
-                                              kDefaultMaxEntries);
+  static std::unique_ptr<CgroupTree>
+  open(std::size_t max_entries = kDefaultMaxEntries);
   // A tree rooted at `mount` (tests: any directory works).
   CgroupTree(std::string mount, std::size_t max_entries);
 

@@ -164,8 +164,7 @@ protected:
 // the server's cgroup, path and container id.
 TEST_F(CgroupTest, EventsCarryTheOwnersCgroupAndContainer) {
   const std::string id = container_id();
-  const std::string scope =
-      cg_->make("system.slice/docker-" + id + ".scope");
+  const std::string scope = cg_->make("system.slice/docker-" + id + ".scope");
   TracerProcess t(args({}));
   TT_START_TRACER(t);
   Server s = server_in(scope, 5001, "tt-cg-srv");
@@ -173,9 +172,12 @@ TEST_F(CgroupTest, EventsCarryTheOwnersCgroupAndContainer) {
   ClientResult c = client(5001);
   s.finish();
   ASSERT_TRUE(t.wait_for([&](const std::vector<Json> &evs) {
-    return !cookies_where(evs, [&](const Json &ev) {
-              return is(ev, 5001, c.local_port) && ev["new"] == "CLOSE";
-            }).empty() &&
+    return !cookies_where(evs,
+                          [&](const Json &ev) {
+                            return is(ev, 5001, c.local_port) &&
+                                   ev["new"] == "CLOSE";
+                          })
+                .empty() &&
            !cookies_where(evs, [&](const Json &ev) {
               return is(ev, 5001, 0) && ev["new"] == "CLOSE";
             }).empty();
@@ -379,9 +381,10 @@ TEST_F(CgroupTest, ContainerFilterAndSnapshot) {
     EXPECT_EQ(ev["lport"], 5001) << ev.dump();
     EXPECT_EQ(ev["container"], id) << ev.dump();
   }
-  EXPECT_FALSE(cookies_where(events, [&](const Json &ev) {
-                 return is(ev, 5001, c.local_port);
-               }).empty())
+  EXPECT_FALSE(
+      cookies_where(events,
+                    [&](const Json &ev) { return is(ev, 5001, c.local_port); })
+          .empty())
       << dump(events);
 }
 
@@ -450,16 +453,15 @@ TEST_F(CgroupTest, BadArgumentsAreClearErrors) {
       std::vector<std::string> argv = {TCPTRAIL_BINARY, mode};
       argv.insert(argv.end(), c.args.begin(), c.args.end());
       auto r = run_command(argv);
-      EXPECT_EQ(r.exit_code, 2) << mode << " " << c.args[1] << ": "
-                                << r.output;
+      EXPECT_EQ(r.exit_code, 2) << mode << " " << c.args[1] << ": " << r.output;
       EXPECT_NE(r.output.find(c.want), std::string::npos)
           << mode << " " << c.args[1] << ": " << r.output;
       EXPECT_EQ(r.output.find("tcptrail: ready"), std::string::npos);
     }
   }
   // The full id of one of them is not ambiguous.
-  auto ok = run_command({TCPTRAIL_BINARY, "snapshot", "--container", id,
-                         "--format", "json"});
+  auto ok = run_command(
+      {TCPTRAIL_BINARY, "snapshot", "--container", id, "--format", "json"});
   EXPECT_EQ(ok.exit_code, 0) << ok.output;
 }
 

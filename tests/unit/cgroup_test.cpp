@@ -70,8 +70,8 @@ const PathCase kPaths[] = {
      "/kubepods.slice/kubepods-burstable.slice/"
      "kubepods-burstable-pod3e9c1a52_5b2f_4c1e_9d0a_7f6e5d4c3b2a.slice",
      "", "", "3e9c1a52-5b2f-4c1e-9d0a-7f6e5d4c3b2a"},
-    {"podman rootful", "/machine.slice/libpod-" + kId + ".scope", kId,
-     "podman", ""},
+    {"podman rootful", "/machine.slice/libpod-" + kId + ".scope", kId, "podman",
+     ""},
     {"podman rootful, systemd in the container",
      "/machine.slice/libpod-" + kId + ".scope/container", kId, "podman", ""},
     {"podman rootless",
@@ -83,14 +83,14 @@ const PathCase kPaths[] = {
     {"podman conmon is no container",
      "/machine.slice/libpod-conmon-" + kId + ".scope", "", "", ""},
     {"root", "/", "", "", ""},
-    {"user session", "/user.slice/user-1000.slice/session-3.scope", "", "",
-     ""},
+    {"user session", "/user.slice/user-1000.slice/session-3.scope", "", "", ""},
     {"system service", "/system.slice/ssh.service", "", "", ""},
     {"docker daemon itself", "/system.slice/docker.service", "", "", ""},
     {"short id is no container id", "/system.slice/docker-4f1c8d2e9a7b.scope",
      "", "", ""},
     {"upper-case hex is not what runtimes write",
-     "/system.slice/docker-4F1C8D2E9A7B6C5D4E3F2A1B0C9D8E7F6A5B4C3D2E1F0A9B8C7D6"
+     "/system.slice/"
+     "docker-4F1C8D2E9A7B6C5D4E3F2A1B0C9D8E7F6A5B4C3D2E1F0A9B8C7D6"
      "E5F4A3B2C1D.scope",
      "", "", ""},
     {"64 hex not under docker or a pod", "/mygroup/" + kId, "", "", ""},
@@ -303,8 +303,9 @@ TEST(CgroupFormatTest, JsonAndCsvFields) {
                                  "\"container\":null,\"pod\":null");
   out.clear();
   append_cgroup_json(out, names.get(), 77); // hostile path: escaped
-  EXPECT_EQ(fmt::to_string(out), ",\"cgroup_id\":77,\"cgroup\":\"/evil\\\"\\n"
-                                 "\\u001b[2J\",\"container\":null,\"pod\":null");
+  EXPECT_EQ(fmt::to_string(out),
+            ",\"cgroup_id\":77,\"cgroup\":\"/evil\\\"\\n"
+            "\\u001b[2J\",\"container\":null,\"pod\":null");
 
   out.clear();
   append_cgroup_csv(out, names.get(), 4242);
@@ -350,12 +351,13 @@ TEST(CgroupFormatTest, TraceRecordsEndWithTheCgroup) {
   const std::string c = fmt::to_string(csv);
   EXPECT_NE(c.find("cpu_pid,cpu_comm,count,cgroup_id,cgroup,container\n"),
             std::string::npos);
-  EXPECT_NE(c.find(",0,,,4242,/system.slice/docker-" + kId + ".scope," + kId +
-                   "\n"),
-            std::string::npos)
+  EXPECT_NE(
+      c.find(",0,,,4242,/system.slice/docker-" + kId + ".scope," + kId + "\n"),
+      std::string::npos)
       << c;
   // Every row has as many fields as the header.
-  const auto header_commas = std::count(c.begin(), c.begin() + c.find('\n'), ',');
+  const auto header_commas =
+      std::count(c.begin(), c.begin() + c.find('\n'), ',');
   const std::string row = c.substr(c.find('\n') + 1);
   EXPECT_EQ(std::count(row.begin(), row.end(), ','), header_commas);
   Buffer lost;

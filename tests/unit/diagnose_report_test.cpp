@@ -121,9 +121,9 @@ TEST(DiagnoseReportJson, EvidenceCarriesTheOwnersCgroup) {
   EXPECT_EQ(e.at("listeners")[0].at("container"), id);
   // Without names: the id only.
   const json d2 = json::parse(render_json(r));
-  EXPECT_EQ(d2.at("problems")[0].at("evidence").at("listeners")[0].at(
-                "cgroup_id"),
-            4242);
+  EXPECT_EQ(
+      d2.at("problems")[0].at("evidence").at("listeners")[0].at("cgroup_id"),
+      4242);
   EXPECT_TRUE(d2.at("problems")[0]
                   .at("evidence")
                   .at("listeners")[0]

@@ -205,9 +205,10 @@ TEST(SnapshotFormat, JsonAndCsv) {
   f.cgroup_id = 10;
   const auto rows = join_owners({c, o}, {f});
   StaticCgroupNames names;
-  names.add(10, "/system.slice/docker-"
-                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                ".scope");
+  names.add(10,
+            "/system.slice/docker-"
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            ".scope");
   names.add(11, "/system.slice/ssh.service");
   Buffer js;
   format_snapshot_json(js, rows, &names);

@@ -534,9 +534,12 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
       });
       for (std::size_t i = 0; i < conns.size() && i < cfg_.top; ++i)
         p.evidence.connections.push_back({conns[i].second->tuple,
-                                          conns[i].first, conns[i].second->pid,
+                                          conns[i].first,
+                                          conns[i].second->pid,
                                           conns[i].second->comm,
-                                          conns[i].second->count, {}, false,
+                                          conns[i].second->count,
+                                          {},
+                                          false,
                                           conns[i].second->cgroup_id});
       p.evidence.counters["connections"] =
           static_cast<std::int64_t>(retrans_by_conn_.size());

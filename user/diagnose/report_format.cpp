@@ -45,7 +45,9 @@ std::string owner(std::uint32_t pid, std::string_view comm) {
 // as in the other subcommands' JSON.
 void cgroup_fields(Json &j, CgroupNames *names, std::uint64_t id) {
   const CgroupInfo *info = id && names ? names->find(id) : nullptr;
-  auto str = [](const std::string &v) { return v.empty() ? Json(nullptr) : Json(v); };
+  auto str = [](const std::string &v) {
+    return v.empty() ? Json(nullptr) : Json(v);
+  };
   j["cgroup_id"] = id ? Json(id) : Json(nullptr);
   j["cgroup"] = info ? str(info->path) : Json(nullptr);
   j["container"] = info ? str(info->container.id) : Json(nullptr);

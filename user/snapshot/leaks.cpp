@@ -227,8 +227,7 @@ void format_leaks_table(Buffer &out, const LeakReport &rep) {
   }
 }
 
-void format_leaks_json(Buffer &out, const LeakReport &rep,
-                       CgroupNames *names) {
+void format_leaks_json(Buffer &out, const LeakReport &rep, CgroupNames *names) {
   for (const LeakGroup &g : rep.groups) {
     for (const auto &[s, age] : g.sockets) {
       append(out, "{\"event\":\"stuck\",\"state\":");
@@ -257,19 +256,18 @@ void format_leaks_json(Buffer &out, const LeakReport &rep,
 }
 
 void format_leaks_csv_header(Buffer &out) {
-  append(out, "report,state,cookie,pid,comm,fd,af,laddr,lport,raddr,rport,"
-              "age_ns,preexisting,age_exact,netns,cgroup_id,cgroup,container\n");
+  append(out,
+         "report,state,cookie,pid,comm,fd,af,laddr,lport,raddr,rport,"
+         "age_ns,preexisting,age_exact,netns,cgroup_id,cgroup,container\n");
 }
 
-void format_leaks_csv(Buffer &out, const LeakReport &rep,
-                      CgroupNames *names) {
+void format_leaks_csv(Buffer &out, const LeakReport &rep, CgroupNames *names) {
   for (const LeakGroup &g : rep.groups) {
     for (const auto &[s, age] : g.sockets) {
       fmt::format_to(std::back_inserter(out), "{},{},{},{},", rep.seq,
                      state_label(s.state), s.cookie, s.pid);
       append_csv_field(out, comm_view(s.comm));
-      fmt::format_to(std::back_inserter(out),
-                     ",{},{},{},{},{},{},{},{},{},{},",
+      fmt::format_to(std::back_inserter(out), ",{},{},{},{},{},{},{},{},{},{},",
                      s.fd >= 0 ? std::to_string(s.fd) : std::string(), s.af,
                      format_ip(s.af, s.laddr), s.lport,
                      format_ip(s.af, s.raddr), s.rport, age,
