@@ -146,6 +146,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 			if (info->flags & TT_F_OWNER) {
 				rec.pid = info->pid;
 				__builtin_memcpy(rec.comm, info->comm, sizeof(rec.comm));
+				rec.cgroup_id = info->cgroup_id;
 				rec.flags |= TT_IF_OWNER;
 			}
 			if (info->state_ts && info->state == rec.state) {
@@ -153,6 +154,8 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 				rec.flags |= TT_IF_STATE_TS;
 			}
 		}
+		if (!rec.cgroup_id)
+			rec.cgroup_id = cgroup_id_of(sock_cgroup(sk));
 	}
 
 	rec.hdr.kind = TT_KIND_ITER_SOCK;
@@ -190,6 +193,7 @@ int dump_task_file(struct bpf_iter__task_file *ctx)
 	rec.ino = file->f_inode->i_ino;
 	rec.netns = net_inum(sk->__sk_common.skc_net.net);
 	__builtin_memcpy(rec.comm, task->comm, sizeof(rec.comm));
+	rec.cgroup_id = cgroup_id_of(task_cgroup(task));
 	bpf_seq_write(seq, &rec, sizeof(rec));
 	return 0;
 }

@@ -21,6 +21,10 @@ const volatile __u32 cfg_n_pids __weak = 0;
 const volatile __u32 cfg_pids[MAX_FILTER_PIDS] __weak = {};
 const volatile __u32 cfg_comm_set __weak = 0;
 const volatile char cfg_comm[TT_COMM_LEN] __weak = {};
+/* --cgroup/--container: the owner's cgroup is this cgroup (v2 id) or one of
+ * its descendants; cfg_cgroup_level is its depth (root 0). */
+const volatile __u64 cfg_cgroup_id __weak = 0;
+const volatile __u32 cfg_cgroup_level __weak = 0;
 const volatile __u32 cfg_n_lports __weak = 0;
 const volatile __u16 cfg_lports[MAX_FILTER_PORTS] __weak = {};
 const volatile __u32 cfg_n_rports __weak = 0;
@@ -132,6 +136,19 @@ struct {
 	__type(value, __u32);
 } listener_accepts SEC(".maps") __weak;
 
+/*
+ * --cgroup: cgroup id -> 1 if it is cfg_cgroup_id or below it, 0 if not.
+ * Filled where a cgroup is met with its pointer (an owner taken, a socket's
+ * sk_cgrp_data, the seeding), read by the filter, which has only the id.
+ */
+#define CGROUP_VERDICTS_MAX 4096 /* user space sets 1 without --cgroup */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CGROUP_VERDICTS_MAX);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_verdicts SEC(".maps") __weak;
+
 /* sock_info.flags beyond the TT_F_* ones it shares with events */
 #define SI_RST_SENT (1U << 0)
 #define SI_RST_RCVD (1U << 1)
@@ -157,6 +174,7 @@ struct sock_info {
 	__u8 si_flags;    /* SI_* */
 	__u8 _pad;
 	char comm[TT_COMM_LEN];
+	__u64 cgroup_id; /* owner's cgroup (v2) id (TT_F_OWNER), 0 if unknown */
 	/* History mode (cfg_aggregate) only, below. */
 	__u64 listener_cookie; /* a listener's own cookie, copied to its children */
 	__u16 resets_sent;

@@ -34,6 +34,7 @@ struct seed_owner {
 	__u32 pid;
 	__u32 _pad;
 	char comm[TT_COMM_LEN];
+	__u64 cgroup_id;
 };
 
 struct {
@@ -49,7 +50,8 @@ struct {
  * children's: family, namespace, owner, local port; remote end and local
  * address too, except for a listener (its children have other ones).
  */
-static __always_inline bool seed_wanted(const struct sock *sk, __u32 tgid, const char *comm)
+static __always_inline bool seed_wanted(const struct sock *sk, __u32 tgid, const char *comm,
+					__u64 cgroup_id)
 {
 	struct tt_sock s = {};
 	bool listener = sk->__sk_common.skc_state == TCP_LISTEN;
@@ -60,7 +62,7 @@ static __always_inline bool seed_wanted(const struct sock *sk, __u32 tgid, const
 		return false;
 	if (cfg_netns && s.netns != cfg_netns)
 		return false;
-	if (!owner_allowed(tgid, comm))
+	if (!owner_allowed(tgid, comm, cgroup_id))
 		return false;
 	if (cfg_n_lports && !ports_match(cfg_lports, cfg_n_lports, s.lport))
 		return false;
@@ -82,13 +84,17 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	struct file *file = ctx->file;
 	struct sock *sk = task_file_tcp_sock(task, file);
 	struct seed_owner owner = {};
-	__u64 ino;
+	__u64 ino, cgroup_id;
 	__u32 netns;
 
-	if (!sk || !seed_wanted(sk, task->tgid, task->comm))
+	if (!sk)
+		return 0;
+	cgroup_id = cgroup_note(task_cgroup(task));
+	if (!seed_wanted(sk, task->tgid, task->comm, cgroup_id))
 		return 0;
 	ino = file->f_inode->i_ino;
 	owner.pid = task->tgid;
+	owner.cgroup_id = cgroup_id;
 	__builtin_memcpy(owner.comm, task->comm, sizeof(owner.comm));
 	/* The first process seen holding the socket owns it (a forked child
 	 * that inherited it may show up first; a later close() corrects it). */
@@ -127,6 +133,7 @@ int seed_owner_socks(struct bpf_iter__tcp *ctx)
 	if (info && !(info->flags & TT_F_OWNER)) {
 		info->pid = owner->pid;
 		__builtin_memcpy(info->comm, owner->comm, sizeof(info->comm));
+		info->cgroup_id = owner->cgroup_id;
 		info->flags |= TT_F_OWNER;
 		info->lport = sk->__sk_common.skc_num;
 		__sync_fetch_and_add(&seeded_sockets, 1);

@@ -40,7 +40,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	 */
 	if (cfg_aggregate && cfg_kernel_paths && info)
 		return 0;
-	fill_owner(&s, info);
+	fill_owner(&s, info, sk);
 	if (!filter_pass(&s, state, state))
 		return 0;
 
@@ -76,7 +76,7 @@ int BPF_PROG(handle_tcp_retransmit_synack, const struct sock *sk, const struct r
 	if (cfg_no_retransmits || cfg_aggregate || !fill_tuple(&s, &req->__req_common))
 		return 0;
 	info = sock_info_peek(sk);
-	fill_owner(&s, info);
+	fill_owner(&s, info, sk);
 	if (!filter_pass(&s, TCP_NEW_SYN_RECV, TCP_NEW_SYN_RECV))
 		return 0;
 

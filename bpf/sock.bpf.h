@@ -132,20 +132,112 @@ static __always_inline struct sock_info *sock_info_peek(const struct sock *sk)
 	return bpf_sk_storage_get(&sock_infos, (void *)sk, NULL, 0);
 }
 
-/* The owner from socket storage, when known. */
-static __always_inline void copy_owner(struct tt_sock *s, const struct sock_info *info)
+/*
+ * Cgroups (v2). A cgroup's id is its kernfs node's (kn->id: the inode number
+ * of its directory on 64-bit). Pointers reached from BTF pointers are read
+ * with direct loads; the walk up to an ancestor goes through css.parent,
+ * typed as a css, so it reads with BPF_CORE_READ (probe reads) instead.
+ */
+#define CGROUP_MAX_DEPTH 32
+
+static __always_inline __u64 cgroup_id_of(const struct cgroup *cg)
+{
+	return cg ? cg->kn->id : 0;
+}
+
+/*
+ * The cgroup of a full socket's creator (cgroup_sk_alloc(); an accepted
+ * socket's is its listener's, cgroup_sk_clone()). sock_cgroup_data holds a
+ * struct cgroup pointer since commit 8520e224f547 ("bpf, cgroups: Fix
+ * cgroup v2 fallback on v1/v2 mixed mode", 5.15); older kernels: unknown.
+ */
+static __always_inline const struct cgroup *sock_cgroup(const struct sock *sk)
+{
+	if (!sk || !bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return NULL;
+	return sk->sk_cgrp_data.cgroup;
+}
+
+/* A task's cgroup in the v2 hierarchy. */
+static __always_inline const struct cgroup *task_cgroup(const struct task_struct *t)
+{
+	return t->cgroups->dfl_cgrp;
+}
+
+/* Whether cg is cfg_cgroup_id or one of its descendants. */
+static __noinline bool cgroup_under_filter(const struct cgroup *cg)
+{
+	int level = BPF_CORE_READ(cg, level);
+
+	if (level < (int)cfg_cgroup_level)
+		return false;
+	for (int i = 0; i < CGROUP_MAX_DEPTH; i++) {
+		if (level <= (int)cfg_cgroup_level || !cg)
+			break;
+		/* struct cgroup starts with its css, self */
+		cg = (const struct cgroup *)BPF_CORE_READ(cg, self.parent);
+		level--;
+	}
+	return level == (int)cfg_cgroup_level && cg && BPF_CORE_READ(cg, kn, id) == cfg_cgroup_id;
+}
+
+/*
+ * The id of cg, with its --cgroup verdict recorded for cgroup_allowed()
+ * (which has the id only) when that filter is set and the verdict unknown.
+ */
+static __always_inline __u64 cgroup_note(const struct cgroup *cg)
+{
+	__u64 id = cgroup_id_of(cg);
+	__u8 verdict;
+
+	if (!cfg_cgroup_id || !id || bpf_map_lookup_elem(&cgroup_verdicts, &id))
+		return id;
+	verdict = cgroup_under_filter(cg);
+	bpf_map_update_elem(&cgroup_verdicts, &id, &verdict, BPF_ANY);
+	return id;
+}
+
+/* The --cgroup filter; true when it is not set. */
+static __always_inline bool cgroup_allowed(__u64 id)
+{
+	__u8 *verdict;
+
+	if (!cfg_cgroup_id)
+		return true;
+	verdict = bpf_map_lookup_elem(&cgroup_verdicts, &id);
+	return verdict && *verdict;
+}
+
+/* The cgroup of the task on the CPU: for an owner taken in process context. */
+static __always_inline __u64 current_cgroup_id(void)
+{
+	return cgroup_note(task_cgroup(bpf_get_current_task_btf()));
+}
+
+/*
+ * The owner from socket storage, when known; the owner's cgroup also from
+ * there, else the socket creator's (sk: a full socket, or NULL).
+ */
+static __always_inline void copy_owner(struct tt_sock *s, const struct sock_info *info,
+				       const struct sock *sk)
 {
 	if (info && (info->flags & TT_F_OWNER)) {
 		s->pid = info->pid;
 		__builtin_memcpy(s->comm, info->comm, sizeof(s->comm));
+		if (info->cgroup_id) {
+			s->cgroup_id = info->cgroup_id;
+			return;
+		}
 	}
+	s->cgroup_id = cgroup_note(sock_cgroup(sk));
 }
 
 /* The task on the CPU, and the owner from socket storage when known. */
-static __always_inline void fill_owner(struct tt_sock *s, const struct sock_info *info)
+static __always_inline void fill_owner(struct tt_sock *s, const struct sock_info *info,
+				       const struct sock *sk)
 {
 	current_task(&s->cpu_pid, s->cpu_comm);
-	copy_owner(s, info);
+	copy_owner(s, info, sk);
 }
 
 /*
@@ -173,6 +265,7 @@ static __always_inline void take_owner(const struct tt_sock *s, struct sock_info
 {
 	info->pid = s->cpu_pid;
 	__builtin_memcpy(info->comm, s->cpu_comm, sizeof(info->comm));
+	info->cgroup_id = current_cgroup_id();
 	info->flags |= TT_F_OWNER;
 }
 
@@ -223,9 +316,11 @@ static __always_inline __u32 state_bit(__u8 state)
 	return 1U << (state & 31);
 }
 
-/* The owner filters (--pid, --comm); true when none is set. */
-static __always_inline bool owner_allowed(__u32 pid, const char *comm)
+/* The owner filters (--pid, --comm, --cgroup); true when none is set. */
+static __always_inline bool owner_allowed(__u32 pid, const char *comm, __u64 cgroup_id)
 {
+	if (!cgroup_allowed(cgroup_id))
+		return false;
 	if (cfg_n_pids) {
 		bool found = false;
 
@@ -274,9 +369,13 @@ static __always_inline bool filter_check(const struct tt_sock *s, __u32 states, 
 	 * once it has filled the owner in. Tested only with an owner filter
 	 * set, so that without one the verifier meets no extra branch.
 	 */
-	if ((cfg_n_pids || cfg_comm_set) && ((cfg_lazy_storage && !s->pid) || step))
+	if ((cfg_n_pids || cfg_comm_set) && ((cfg_lazy_storage && !s->pid) || step)) {
+		/* The cgroup is known without storage: the socket's. */
+		if (!cgroup_allowed(s->cgroup_id))
+			return false;
 		goto owner_checked;
-	if (!owner_allowed(s->pid, s->comm))
+	}
+	if (!owner_allowed(s->pid, s->comm, s->cgroup_id))
 		return false;
 owner_checked:
 	if (cfg_n_lports && !step && !ports_match(cfg_lports, cfg_n_lports, s->lport))

@@ -83,6 +83,18 @@ void add_common(CLI::App *app, CommonOptions &o) {
   app->add_option("--netns", o.filter.netns,
                   "network namespace inode (ls -L -i /proc/PID/ns/net)")
       ->check(kAtLeastOne);
+  // Container attribution (issue 18): the owner's cgroup v2, resolved in
+  // run_cli() after parsing (resolve_cgroup_filter()).
+  auto *cg = app->add_option("--cgroup", o.filter.cgroup_arg,
+                             "owner's cgroup (v2) and its descendants: a path "
+                             "as in /proc/PID/cgroup, or under the cgroup2 "
+                             "mount")
+                 ->type_name("PATH");
+  auto *ct = app->add_option("--container", o.filter.container_arg,
+                             "owner's container: its id or a unique prefix "
+                             "(Docker, containerd, CRI-O, Podman)")
+                 ->type_name("ID");
+  cg->excludes(ct);
 
   app->add_option_function<std::string>(
          "-f,--format",
@@ -253,16 +265,22 @@ int run_cli(int argc, char **argv) {
     return rc == 0 ? 0 : 2;
   }
 
+  // --cgroup / --container name a cgroup only the file system knows.
+  auto resolved = [](CommonOptions &o) -> CommonOptions & {
+    if (!o.filter.cgroup_arg.empty() || !o.filter.container_arg.empty())
+      resolve_cgroup_filter(o.filter, cgroup_tree());
+    return o;
+  };
   if (trace->parsed())
-    return run_trace(trace_opts);
+    return run_trace(resolved(trace_opts));
   if (history_cmd->parsed())
-    return run_history(history_opts, history);
+    return run_history(resolved(history_opts), history);
   if (snapshot->parsed())
-    return run_snapshot(snapshot_opts);
+    return run_snapshot(resolved(snapshot_opts));
   if (leaks->parsed())
-    return run_leaks(leaks_opts, leaks_cfg);
+    return run_leaks(resolved(leaks_opts), leaks_cfg);
   if (diagnose->parsed())
-    return run_diagnose(diagnose_opts);
+    return run_diagnose(resolved(diagnose_opts));
   if (doctor->parsed())
     return run_doctor(doctor_format == "json");
   return 2;

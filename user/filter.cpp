@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "error.h"
 #include "format/escape.h"
 #include "tcp_state.h"
 
@@ -74,6 +75,13 @@ std::optional<std::string> check_cidrs(const std::vector<Cidr> &cidrs,
                          c.af, af);
   }
   return std::nullopt;
+}
+
+// A user's argument, printable in an error line.
+std::string sanitize(std::string_view s) {
+  Buffer b;
+  append_terminal_safe(b, s);
+  return fmt::to_string(b);
 }
 
 } // namespace
@@ -181,7 +189,68 @@ bool matches_states(const FilterSpec &spec, const tt_sock &sk,
     return false;
   if (spec.netns != 0 && sk.netns != spec.netns)
     return false;
+  if (spec.cgroup_id != 0 && !cgroup_matches(spec, sk.cgroup_id))
+    return false;
   return true;
+}
+
+bool cgroup_matches(const FilterSpec &spec, std::uint64_t id) {
+  if (spec.cgroup_id == 0 || id == spec.cgroup_id)
+    return true;
+  if (id == 0 || !spec.cgroup_names)
+    return false;
+  const CgroupInfo *info = spec.cgroup_names->find(id);
+  return info && cgroup_path_under(info->path, spec.cgroup_path);
+}
+
+void resolve_cgroup_filter(FilterSpec &spec,
+                           const std::shared_ptr<CgroupTree> &tree) {
+  if (spec.cgroup_arg.empty() && spec.container_arg.empty())
+    return;
+  if (!tree)
+    throw Error("--cgroup and --container need the cgroup v2 hierarchy, and "
+                "none is mounted",
+                "mount -t cgroup2 none /sys/fs/cgroup (or a subdirectory)", 2);
+  CgroupTree::Resolved r;
+  if (!spec.cgroup_arg.empty()) {
+    auto found = tree->resolve(spec.cgroup_arg);
+    if (!found)
+      throw Error(fmt::format("--cgroup '{}': no such cgroup (v2) under {}",
+                              sanitize(spec.cgroup_arg), tree->mount()),
+                  "give a path as /proc/PID/cgroup shows it after '0::', "
+                  "e.g. /system.slice/ssh.service",
+                  2);
+    r = *found;
+  } else {
+    const std::string &prefix = spec.container_arg;
+    const bool hex = std::all_of(prefix.begin(), prefix.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    });
+    if (prefix.empty() || prefix.size() > 64 || !hex)
+      throw Error(fmt::format("--container '{}': not a container id (1 to 64 "
+                              "lower-case hex digits)",
+                              sanitize(prefix)),
+                  {}, 2);
+    auto found = tree->containers_matching(prefix);
+    if (found.empty())
+      throw Error(fmt::format("--container '{}': no running container's "
+                              "cgroup matches",
+                              sanitize(prefix)),
+                  "docker ps / crictl ps / podman ps list the ids; the "
+                  "container must be running now",
+                  2);
+    if (found.size() > 1)
+      throw Error(fmt::format("--container '{}': ambiguous, {} containers "
+                              "match (e.g. {} and {})",
+                              sanitize(prefix), found.size(),
+                              sanitize(found[0].path), sanitize(found[1].path)),
+                  "give more digits of the id", 2);
+    r = found[0];
+  }
+  spec.cgroup_id = r.id;
+  spec.cgroup_level = r.level;
+  spec.cgroup_path = r.path;
+  spec.cgroup_names = tree;
 }
 
 } // namespace tcptrail

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cgroup.h"
 #include "tcptrail/events.h"
 
 namespace tcptrail {
@@ -36,7 +38,28 @@ struct FilterSpec {
   std::vector<Cidr> laddrs, raddrs;
   std::uint32_t state_mask = 0; // bit (1 << state); either side matches
   std::uint32_t netns = 0;      // inode, 0 = any
+  // --cgroup PATH / --container ID as given; resolve_cgroup_filter() turns
+  // either into the fields below.
+  std::string cgroup_arg, container_arg;
+  // The owner's cgroup is this one (v2 id, 0 = any) or below it.
+  std::uint64_t cgroup_id = 0;
+  std::uint32_t cgroup_level = 0; // depth below the root (root: 0)
+  std::string cgroup_path;        // relative to the cgroup2 root
+  // User-side checks: names descendants by path. Without it, only
+  // cgroup_id itself matches.
+  std::shared_ptr<CgroupNames> cgroup_names;
 };
+
+// Resolves spec.cgroup_arg / spec.container_arg against `tree` into
+// cgroup_id, cgroup_level, cgroup_path and cgroup_names. Throws
+// tcptrail::Error (with a hint) when the path is no cgroup, no container or
+// more than one matches the prefix, or no cgroup2 tree is mounted (tree
+// nullptr). Nothing to do when neither is set.
+void resolve_cgroup_filter(FilterSpec &spec,
+                           const std::shared_ptr<CgroupTree> &tree);
+
+// Whether a socket whose owner is in cgroup `id` passes the cgroup filter.
+bool cgroup_matches(const FilterSpec &spec, std::uint64_t id);
 
 // Checks limits; returns a one-line reason when the spec cannot be applied.
 std::optional<std::string> validate(const FilterSpec &spec);

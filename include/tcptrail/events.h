@@ -81,7 +81,7 @@ struct tt_header {
 	__u64 cookie; /* socket cookie: the identity of a socket */
 };
 
-/* 88 bytes: the socket's attributes at the time of the event. */
+/* 96 bytes: the socket's attributes at the time of the event. */
 struct tt_sock {
 	__u8 laddr[TT_ADDR_LEN]; /* IPv4 in the first 4 bytes when af == 4 */
 	__u8 raddr[TT_ADDR_LEN];
@@ -95,9 +95,16 @@ struct tt_sock {
 	__u32 _pad1;
 	char comm[TT_COMM_LEN];     /* owner's comm, "" when unknown */
 	char cpu_comm[TT_COMM_LEN]; /* on-CPU task's comm */
+	/*
+	 * The owner's cgroup (v2) id, 0 when unknown: the cgroup of the task
+	 * that became the owner (pid), taken with it; for a socket with no
+	 * owner in storage, the cgroup of the task that created it (the
+	 * socket's sk_cgrp_data; an accepted socket's is its listener's).
+	 */
+	__u64 cgroup_id;
 };
 
-/* 168 bytes: TT_KIND_STATE, one per inet_sock_set_state (TCP only). */
+/* 176 bytes: TT_KIND_STATE, one per inet_sock_set_state (TCP only). */
 struct tt_state_event {
 	struct tt_header hdr;
 	struct tt_sock sk;
@@ -140,7 +147,7 @@ struct tt_flush_event {
 	__u32 _pad;
 };
 
-/* 144 bytes: TT_KIND_RETRANSMIT and TT_KIND_RESET. */
+/* 152 bytes: TT_KIND_RETRANSMIT and TT_KIND_RESET. */
 struct tt_seg_event {
 	struct tt_header hdr;
 	struct tt_sock sk;
@@ -185,7 +192,7 @@ struct tt_conn_step {
 	__u8 detail; /* TT_DETAIL_* */
 };
 
-/* 304 bytes: TT_KIND_CONN. hdr.ts_ns is the last step's time. */
+/* 312 bytes: TT_KIND_CONN. hdr.ts_ns is the last step's time. */
 struct tt_conn_event {
 	struct tt_header hdr;
 	struct tt_sock sk; /* tuple (lport remembered), owner, on-CPU task at the last step */
@@ -225,7 +232,7 @@ struct tt_conn_event {
 #define TT_IF_ORPHAN (1U << 2)   /* SOCK_DEAD: no file refers to it */
 #define TT_IF_ACTIVITY (1U << 3) /* rcv_tstamp, mstamp_ns valid (full socket) */
 
-/* 152 bytes: one TCP socket of the iterator's network namespace. */
+/* 160 bytes: one TCP socket of the iterator's network namespace. */
 struct tt_iter_sock {
 	struct tt_header hdr; /* cookie: bpf_get_socket_cookie() */
 	__u8 laddr[TT_ADDR_LEN];
@@ -251,9 +258,12 @@ struct tt_iter_sock {
 	__u64 jiffies;    /* bpf_jiffies64() at dump time */
 	__u64 mstamp_ns;  /* tcp_sock.tcp_mstamp (CLOCK_MONOTONIC us) * 1000 */
 	char comm[TT_COMM_LEN]; /* owner comm from storage if TT_IF_OWNER */
+	/* Full sockets: the owner's cgroup (v2) id from storage if TT_IF_OWNER,
+	 * else the socket's creator's (sk_cgrp_data); 0 when unknown. */
+	__u64 cgroup_id;
 };
 
-/* 64 bytes: one socket file descriptor of a process (iter/task_file). */
+/* 72 bytes: one socket file descriptor of a process (iter/task_file). */
 struct tt_iter_file {
 	struct tt_header hdr; /* cookie: the socket's */
 	__u32 pid;            /* tgid */
@@ -262,6 +272,7 @@ struct tt_iter_file {
 	__u32 netns; /* the socket's network namespace inode */
 	__u32 _pad;
 	char comm[TT_COMM_LEN];
+	__u64 cgroup_id; /* the process's cgroup (v2) id, 0 when unknown */
 };
 
 #endif /* TCPTRAIL_EVENTS_H */

@@ -91,6 +91,46 @@ TEST(DiagnoseReportJson, SchemaOfAProblemReport) {
   expect_type(d, "notes", json::value_t::array);
 }
 
+TEST(DiagnoseReportJson, EvidenceCarriesTheOwnersCgroup) {
+  Report r;
+  Problem p;
+  p.kind = "close_wait";
+  ConnEvidence c;
+  c.tuple = "198.18.0.2:80 -> 198.18.0.1:40000";
+  c.cgroup_id = 4242;
+  p.evidence.connections.push_back(c);
+  c.cgroup_id = 0;
+  p.evidence.connections.push_back(c);
+  ListenerEvidence l;
+  l.listener = "198.18.0.2:80";
+  l.cgroup_id = 4242;
+  p.evidence.listeners.push_back(l);
+  r.problems.push_back(p);
+  StaticCgroupNames names;
+  const std::string id(64, 'a');
+  names.add(4242, "/machine.slice/libpod-" + id + ".scope");
+  const json d = json::parse(render_json(r, &names));
+  const json &e = d.at("problems")[0].at("evidence");
+  EXPECT_EQ(e.at("connections")[0].at("cgroup_id"), 4242);
+  EXPECT_EQ(e.at("connections")[0].at("cgroup"),
+            "/machine.slice/libpod-" + id + ".scope");
+  EXPECT_EQ(e.at("connections")[0].at("container"), id);
+  EXPECT_TRUE(e.at("connections")[0].at("pod").is_null());
+  for (const char *k : {"cgroup_id", "cgroup", "container", "pod"})
+    EXPECT_TRUE(e.at("connections")[1].at(k).is_null()) << k;
+  EXPECT_EQ(e.at("listeners")[0].at("container"), id);
+  // Without names: the id only.
+  const json d2 = json::parse(render_json(r));
+  EXPECT_EQ(
+      d2.at("problems")[0].at("evidence").at("listeners")[0].at("cgroup_id"),
+      4242);
+  EXPECT_TRUE(d2.at("problems")[0]
+                  .at("evidence")
+                  .at("listeners")[0]
+                  .at("cgroup")
+                  .is_null());
+}
+
 TEST(DiagnoseReportJson, CleanReportHasNoProblemsAndNullConnect) {
   DiagnoseAggregator agg;
   const json d = json::parse(render_json(agg.report(0, kSec)));

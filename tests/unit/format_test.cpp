@@ -474,7 +474,7 @@ OutputOptions json_opts() { return options(Format::Json); }
 std::vector<Case> json_cases() {
   return {
       {"json: IPv4 SYN_SENT -> ESTABLISHED", json_opts(), v4_established(),
-       R"json({"event":"state","time":"2023-11-14T22:13:21.001234567Z","ts_ns":2001234567,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"old":"SYN_SENT","new":"ESTABLISHED","old_state_ns":1234567,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":5000,"netns":4026532001,"role":"active","inferred":false,"error":null,"detail":null,"bytes_acked":1,"bytes_received":0,"retransmits":0,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"state","time":"2023-11-14T22:13:21.001234567Z","ts_ns":2001234567,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"old":"SYN_SENT","new":"ESTABLISHED","old_state_ns":1234567,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":5000,"netns":4026532001,"role":"active","inferred":false,"error":null,"detail":null,"bytes_acked":1,"bytes_received":0,"retransmits":0,"cpu_pid":1234,"cpu_comm":"curl","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: raw_seq does not matter, seq is always raw",
        [] {
@@ -483,32 +483,32 @@ std::vector<Case> json_cases() {
          return o;
        }(),
        v6_accepted_wrap(),
-       R"json({"event":"state","time":"2023-11-14T22:13:20.500000000Z","ts_ns":1500000000,"cookie":18446744073709551615,"pid":0,"comm":"","af":6,"laddr":"2001:db8::1","lport":443,"raddr":"2001:db8:ffff::2","rport":51000,"old":"SYN_RECV","new":"ESTABLISHED","old_state_ns":250000,"snd_una":16,"snd_nxt":16,"rcv_nxt":8,"isn_local":4294967280,"isn_remote":7,"netns":4026532001,"role":"passive","inferred":false,"error":null,"detail":null,"bytes_acked":0,"bytes_received":0,"retransmits":0,"cpu_pid":0,"cpu_comm":"swapper/3"})json"
+       R"json({"event":"state","time":"2023-11-14T22:13:20.500000000Z","ts_ns":1500000000,"cookie":18446744073709551615,"pid":0,"comm":"","af":6,"laddr":"2001:db8::1","lport":443,"raddr":"2001:db8:ffff::2","rport":51000,"old":"SYN_RECV","new":"ESTABLISHED","old_state_ns":250000,"snd_una":16,"snd_nxt":16,"rcv_nxt":8,"isn_local":4294967280,"isn_remote":7,"netns":4026532001,"role":"passive","inferred":false,"error":null,"detail":null,"bytes_acked":0,"bytes_received":0,"retransmits":0,"cpu_pid":0,"cpu_comm":"swapper/3","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: ECONNREFUSED, remote ISN unknown", json_opts(), v4_refused(),
-       R"json({"event":"state","time":"2023-11-14T22:13:22.000000000Z","ts_ns":3000000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40001,"raddr":"198.18.0.2","rport":80,"old":"SYN_SENT","new":"CLOSE","old_state_ns":999,"snd_una":4000000000,"snd_nxt":4000000001,"rcv_nxt":0,"isn_local":4000000000,"isn_remote":null,"netns":4026532001,"role":"active","inferred":false,"error":"ECONNREFUSED","detail":"reset_received","bytes_acked":0,"bytes_received":0,"retransmits":0,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"state","time":"2023-11-14T22:13:22.000000000Z","ts_ns":3000000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40001,"raddr":"198.18.0.2","rport":80,"old":"SYN_SENT","new":"CLOSE","old_state_ns":999,"snd_una":4000000000,"snd_nxt":4000000001,"rcv_nxt":0,"isn_local":4000000000,"isn_remote":null,"netns":4026532001,"role":"active","inferred":false,"error":"ECONNREFUSED","detail":"reset_received","bytes_acked":0,"bytes_received":0,"retransmits":0,"cpu_pid":1234,"cpu_comm":"curl","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: inferred TIME_WAIT", json_opts(), v4_time_wait(),
-       R"json({"event":"state","time":"2023-11-14T22:13:23.000000001Z","ts_ns":4000000001,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"old":"FIN_WAIT2","new":"TIME_WAIT","old_state_ns":40000000123,"snd_una":1078,"snd_nxt":1078,"rcv_nxt":7202,"isn_local":1000,"isn_remote":5000,"netns":4026532001,"role":"active","inferred":true,"error":null,"detail":"time_wait","bytes_acked":77,"bytes_received":2201,"retransmits":2,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"state","time":"2023-11-14T22:13:23.000000001Z","ts_ns":4000000001,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"old":"FIN_WAIT2","new":"TIME_WAIT","old_state_ns":40000000123,"snd_una":1078,"snd_nxt":1078,"rcv_nxt":7202,"isn_local":1000,"isn_remote":5000,"netns":4026532001,"role":"active","inferred":true,"error":null,"detail":"time_wait","bytes_acked":77,"bytes_received":2201,"retransmits":2,"cpu_pid":1234,"cpu_comm":"curl","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: unknown state 99, nothing known", json_opts(), v4_unknown_state(),
-       R"json({"event":"state","time":"2023-11-14T22:13:20.000000000Z","ts_ns":1000000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"old":"ESTABLISHED","new":"UNKNOWN(99)","old_state_ns":null,"snd_una":1,"snd_nxt":2,"rcv_nxt":3,"isn_local":null,"isn_remote":null,"netns":4026532001,"role":null,"inferred":false,"error":null,"detail":null,"bytes_acked":0,"bytes_received":0,"retransmits":0,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"state","time":"2023-11-14T22:13:20.000000000Z","ts_ns":1000000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"old":"ESTABLISHED","new":"UNKNOWN(99)","old_state_ns":null,"snd_una":1,"snd_nxt":2,"rcv_nxt":3,"isn_local":null,"isn_remote":null,"netns":4026532001,"role":null,"inferred":false,"error":null,"detail":null,"bytes_acked":0,"bytes_received":0,"retransmits":0,"cpu_pid":1234,"cpu_comm":"curl","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: data retransmit", json_opts(), v4_retransmit(),
-       R"json({"event":"retransmit","time":"2023-11-14T22:13:21.500000000Z","ts_ns":2500000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","seq":1001,"what":"data","snd_una":1001,"snd_nxt":1078,"rcv_nxt":5001,"isn_local":1000,"isn_remote":5000,"netns":4026532001,"cpu_pid":0,"cpu_comm":"swapper/0"})json"
+       R"json({"event":"retransmit","time":"2023-11-14T22:13:21.500000000Z","ts_ns":2500000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","seq":1001,"what":"data","snd_una":1001,"snd_nxt":1078,"rcv_nxt":5001,"isn_local":1000,"isn_remote":5000,"netns":4026532001,"cpu_pid":0,"cpu_comm":"swapper/0","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: IPv6 SYN-ACK retransmit", json_opts(), v6_synack_retransmit(),
-       R"json({"event":"retransmit","time":"2023-11-14T22:13:20.200000000Z","ts_ns":1200000000,"cookie":8193,"pid":0,"comm":"","af":6,"laddr":"2001:db8::1","lport":443,"raddr":"2001:db8:ffff::2","rport":51000,"state":"NEW_SYN_RECV","seq":4294967280,"what":"synack","snd_una":4294967280,"snd_nxt":4294967281,"rcv_nxt":8,"isn_local":4294967280,"isn_remote":7,"netns":4026532001,"cpu_pid":0,"cpu_comm":"swapper/3"})json"
+       R"json({"event":"retransmit","time":"2023-11-14T22:13:20.200000000Z","ts_ns":1200000000,"cookie":8193,"pid":0,"comm":"","af":6,"laddr":"2001:db8::1","lport":443,"raddr":"2001:db8:ffff::2","rport":51000,"state":"NEW_SYN_RECV","seq":4294967280,"what":"synack","snd_una":4294967280,"snd_nxt":4294967281,"rcv_nxt":8,"isn_local":4294967280,"isn_remote":7,"netns":4026532001,"cpu_pid":0,"cpu_comm":"swapper/3","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: RST sent", json_opts(), v4_reset_sent(),
-       R"json({"event":"reset","dir":"sent","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","reason":2,"reason_name":null,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"reset","dir":"sent","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","reason":2,"reason_name":null,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: RST sent, the kernel names its reasons", named_reasons(json_opts()),
        v4_reset_sent(),
-       R"json({"event":"reset","dir":"sent","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","reason":2,"reason_name":"tcp_invalid_ack_sequence","snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"reset","dir":"sent","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"ESTABLISHED","reason":2,"reason_name":"tcp_invalid_ack_sequence","snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: RST received", json_opts(), v4_reset_received(),
-       R"json({"event":"reset","dir":"received","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"CLOSE_WAIT","reason":null,"reason_name":null,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl"})json"
+       R"json({"event":"reset","dir":"received","time":"2023-11-14T22:13:21.750000000Z","ts_ns":2750000000,"cookie":8193,"pid":1234,"comm":"curl","af":4,"laddr":"198.18.0.1","lport":40000,"raddr":"198.18.0.2","rport":80,"state":"CLOSE_WAIT","reason":null,"reason_name":null,"snd_una":1001,"snd_nxt":1001,"rcv_nxt":5001,"isn_local":1000,"isn_remote":null,"netns":4026532001,"cpu_pid":1234,"cpu_comm":"curl","cgroup_id":null,"cgroup":null,"container":null,"pod":null})json"
        "\n"},
       {"json: lost", json_opts(), Lost{3},
        "{\"event\":\"lost\",\"count\":3}\n"},
@@ -635,7 +635,8 @@ const std::string kCsvHeader =
     "event,time,ts_ns,cookie,pid,comm,af,laddr,lport,raddr,rport,old,new,"
     "state,seq,what,dir,reason,old_state_ns,snd_una,snd_nxt,rcv_nxt,"
     "isn_local,isn_remote,netns,role,inferred,error,detail,bytes_acked,"
-    "bytes_received,retransmits,cpu_pid,cpu_comm,count\n";
+    "bytes_received,retransmits,cpu_pid,cpu_comm,count,cgroup_id,cgroup,"
+    "container\n";
 
 OutputOptions csv(bool raw_seq = false) {
   OutputOptions o = options(Format::Csv);
@@ -649,46 +650,46 @@ std::vector<Case> csv_cases() {
        "state,2023-11-14T22:13:21.001234567Z,2001234567,8193,1234,curl,4,"
        "198.18.0.1,40000,198.18.0.2,80,SYN_SENT,ESTABLISHED,,,,,,1234567,"
        "1001,1001,5001,1000,5000,4026532001,active,false,,,1,0,0,1234,curl,"
-       "\n"},
+       ",,,\n"},
       {"csv: IPv6, owner unknown, seq raw even without raw_seq", csv(false),
        v6_accepted_wrap(),
        "state,2023-11-14T22:13:20.500000000Z,1500000000,18446744073709551615,"
        "0,,6,2001:db8::1,443,2001:db8:ffff::2,51000,SYN_RECV,ESTABLISHED,,,,"
        ",,250000,16,16,8,4294967280,7,4026532001,passive,false,,,0,0,0,0,"
-       "swapper/3,\n"},
+       "swapper/3,,,,\n"},
       {"csv: ECONNREFUSED", csv(true), v4_refused(),
        "state,2023-11-14T22:13:22.000000000Z,3000000000,8193,1234,curl,4,"
        "198.18.0.1,40001,198.18.0.2,80,SYN_SENT,CLOSE,,,,,,999,4000000000,"
        "4000000001,0,4000000000,,4026532001,active,false,ECONNREFUSED,"
-       "reset_received,0,0,0,1234,curl,\n"},
+       "reset_received,0,0,0,1234,curl,,,,\n"},
       {"csv: inferred TIME_WAIT", csv(), v4_time_wait(),
        "state,2023-11-14T22:13:23.000000001Z,4000000001,8193,1234,curl,4,"
        "198.18.0.1,40000,198.18.0.2,80,FIN_WAIT2,TIME_WAIT,,,,,,40000000123,"
        "1078,1078,7202,1000,5000,4026532001,active,true,,time_wait,77,2201,2,"
-       "1234,curl,\n"},
+       "1234,curl,,,,\n"},
       {"csv: unknown state 99", csv(), v4_unknown_state(),
        "state,2023-11-14T22:13:20.000000000Z,1000000000,8193,1234,curl,4,"
        "198.18.0.1,40000,198.18.0.2,80,ESTABLISHED,UNKNOWN(99),,,,,,,1,2,3,,,"
-       "4026532001,,false,,,0,0,0,1234,curl,\n"},
+       "4026532001,,false,,,0,0,0,1234,curl,,,,\n"},
       {"csv: data retransmit", csv(), v4_retransmit(),
        "retransmit,2023-11-14T22:13:21.500000000Z,2500000000,8193,1234,curl,"
        "4,198.18.0.1,40000,198.18.0.2,80,,,ESTABLISHED,1001,data,,,,1001,1078,"
-       "5001,1000,5000,4026532001,,,,,,,,0,swapper/0,\n"},
+       "5001,1000,5000,4026532001,,,,,,,,0,swapper/0,,,,\n"},
       {"csv: IPv6 SYN-ACK retransmit", csv(), v6_synack_retransmit(),
        "retransmit,2023-11-14T22:13:20.200000000Z,1200000000,8193,0,,6,"
        "2001:db8::1,443,2001:db8:ffff::2,51000,,,NEW_SYN_RECV,4294967280,"
        "synack,,,,4294967280,4294967281,8,4294967280,7,4026532001,,,,,,,,0,"
-       "swapper/3,\n"},
+       "swapper/3,,,,\n"},
       {"csv: RST sent", csv(), v4_reset_sent(),
        "reset,2023-11-14T22:13:21.750000000Z,2750000000,8193,1234,curl,4,"
        "198.18.0.1,40000,198.18.0.2,80,,,ESTABLISHED,,,sent,2,,1001,1001,"
-       "5001,1000,,4026532001,,,,,,,,1234,curl,\n"},
+       "5001,1000,,4026532001,,,,,,,,1234,curl,,,,\n"},
       {"csv: RST received", csv(), v4_reset_received(),
        "reset,2023-11-14T22:13:21.750000000Z,2750000000,8193,1234,curl,4,"
        "198.18.0.1,40000,198.18.0.2,80,,,CLOSE_WAIT,,,received,,,1001,1001,"
-       "5001,1000,,4026532001,,,,,,,,1234,curl,\n"},
+       "5001,1000,,4026532001,,,,,,,,1234,curl,,,,\n"},
       {"csv: lost", csv(), Lost{3},
-       "lost,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,3\n"},
+       "lost,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,3,,,\n"},
   };
 }
 

@@ -1199,5 +1199,46 @@ TEST(HistoryAssembler, KernelCountsResetsAndAcceptsAndDroppedSteps) {
   EXPECT_FALSE(scratch.open_record(l).accepted.has_value());
 }
 
+// The owner's cgroup goes with the owner: a later system caller (fd passed
+// on) brings its own; an event that knows none (0) erases nothing.
+TEST(HistoryAssembler, CgroupGoesWithTheOwner) {
+  std::vector<Input> events = unstored(active_close());
+  for (Input &in : events)
+    if (auto *st = std::get_if<tt_state_event>(&in))
+      st->sk.cgroup_id = 10;
+  auto &fin = std::get<tt_state_event>(events[2]);
+  fin.sk.pid = 99;
+  fin.sk.cgroup_id = 20;
+  HistoryAssembler hist;
+  feed(hist, events);
+  std::vector<ConnectionRecord> out;
+  hist.flush_all(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].pid, 99u);
+  EXPECT_EQ(out[0].cgroup_id, 20u);
+
+  std::vector<Input> stored = active_close();
+  std::get<tt_state_event>(stored[0]).sk.cgroup_id = 10;
+  HistoryAssembler hist2;
+  feed(hist2, stored);
+  out.clear();
+  hist2.flush_all(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].cgroup_id, 10u);
+
+  // --cgroup on whole records (user side): descendants by path.
+  FilterSpec spec;
+  spec.cgroup_id = 5;
+  spec.cgroup_path = "/tt";
+  auto names = std::make_shared<StaticCgroupNames>();
+  names->add(5, "/tt");
+  names->add(10, "/tt/a");
+  names->add(20, "/other");
+  spec.cgroup_names = names;
+  EXPECT_TRUE(record_matches(spec, out[0]));
+  out[0].cgroup_id = 20;
+  EXPECT_FALSE(record_matches(spec, out[0]));
+}
+
 } // namespace
 } // namespace tcptrail::history_test

@@ -258,7 +258,8 @@ TEST(HistoryJson, GoldenLine) {
       "\"time\":\"1970-01-01T00:00:01.000000000Z\",\"netns\":4026531840,"
       "\"listener\":false,\"accepted\":null,\"resets_sent\":0,"
       "\"resets_received\":0,\"error\":null,\"prior_state\":null,"
-      "\"steps_dropped\":0}\n");
+      "\"steps_dropped\":0,\"cgroup_id\":null,\"cgroup\":null,"
+      "\"container\":null,\"pod\":null}\n");
 }
 
 // The contract's types and nulls, checked by a JSON parser.
@@ -328,14 +329,15 @@ TEST(HistoryCsv, GoldenRows) {
       "event,time,cookie,pid,comm,af,laddr,lport,raddr,rport,netns,role,"
       "listener,accepted,isn_local,isn_remote,bytes_acked,bytes_received,"
       "retransmits,resets_sent,resets_received,end,closed_first,error,"
-      "prior_state,steps_dropped,path\n"
+      "prior_state,steps_dropped,path,cgroup_id,cgroup,container\n"
       "connection,1970-01-01T00:00:01.000000000Z,4097,1234,curl,4,"
       "198.18.0.1,40000,198.18.0.2,80,4026531840,active,false,,1000,,0,0,0,0,"
       "1,refused,,ECONNREFUSED,,0,"
-      "SYN_SENT:1000000000:100000:1000:1001:0;CLOSE:1000100000::1000:1001:0\n"
+      "SYN_SENT:1000000000:100000:1000:1001:0;CLOSE:1000100000::1000:1001:0,,,"
+      "\n"
       "connection,1970-01-01T00:00:01.000000000Z,4097,77,nginx,4,198.18.0.1,"
       "80,0.0.0.0,0,4026531840,passive,true,2,,,0,0,0,0,0,closed,,,,0,"
-      "LISTEN:1000000000:10000000000:0:0:0;CLOSE:11000000000::0:0:0\n");
+      "LISTEN:1000000000:10000000000:0:0:0;CLOSE:11000000000::0:0:0,,,\n");
 }
 
 TEST(HistoryCsv, CommIsOneField) {

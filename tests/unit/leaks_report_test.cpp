@@ -287,9 +287,48 @@ TEST(LeaksReport, CsvRows) {
   format_leaks_csv(out, r);
   EXPECT_EQ(fmt::to_string(out),
             "report,state,cookie,pid,comm,fd,af,laddr,lport,raddr,rport,"
-            "age_ns,preexisting,age_exact,netns\n"
+            "age_ns,preexisting,age_exact,netns,cgroup_id,cgroup,container\n"
             "1,CLOSE_WAIT,5,42,\"a,b\",,4,198.18.0.1,8080,198.18.0.2,50000,"
-            "1000000000,0,1,4026532000\n");
+            "1000000000,0,1,4026532000,,,\n");
+}
+
+TEST(LeaksReport, CgroupOfTheOwner) {
+  LeakTracker t(kWatchCloseWait);
+  tt_state_event ev =
+      state_ev(5, 1 * kSec, kEstablished, kCloseWait, 42, "java");
+  ev.sk.cgroup_id = 4242;
+  t.on_state(ev);
+  // A later fd holder (iter/task_file) names its own cgroup.
+  tt_iter_file f{};
+  f.hdr.cookie = 5;
+  f.pid = 43;
+  f.fd = 7;
+  f.cgroup_id = 4343;
+  LeakReport r = build_report(t, 2 * kSec, 0);
+  ASSERT_EQ(r.total, 1u);
+  EXPECT_EQ(r.groups[0].sockets[0].first.cgroup_id, 4242u);
+  t.refresh_owners({f});
+  r = build_report(t, 2 * kSec, 0);
+  EXPECT_EQ(r.groups[0].sockets[0].first.cgroup_id, 4343u);
+  StaticCgroupNames names;
+  names.add(4343, "/system.slice/docker-"
+                  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+                  "cdef.scope");
+  Buffer out;
+  format_leaks_json(out, r, &names);
+  const auto j = nlohmann::json::parse(fmt::to_string(out));
+  EXPECT_EQ(j["cgroup_id"], 4343);
+  EXPECT_EQ(j["container"],
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  out.clear();
+  format_leaks_csv(out, r, &names);
+  EXPECT_NE(fmt::to_string(out).find(
+                ",4343,/system.slice/docker-0123456789abcdef0123456789abcdef"
+                "0123456789abcdef0123456789abcdef.scope,"
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc"
+                "def\n"),
+            std::string::npos)
+      << fmt::to_string(out);
 }
 
 } // namespace

@@ -8,7 +8,7 @@
 
 namespace {
 
-static_assert(sizeof(tt_iter_sock) == 152);
+static_assert(sizeof(tt_iter_sock) == 160);
 static_assert(offsetof(tt_iter_sock, hdr) == 0);
 static_assert(offsetof(tt_iter_sock, laddr) == 24);
 static_assert(offsetof(tt_iter_sock, raddr) == 40);
@@ -33,14 +33,16 @@ static_assert(offsetof(tt_iter_sock, state_ts) == 112);
 static_assert(offsetof(tt_iter_sock, jiffies) == 120);
 static_assert(offsetof(tt_iter_sock, mstamp_ns) == 128);
 static_assert(offsetof(tt_iter_sock, comm) == 136);
+static_assert(offsetof(tt_iter_sock, cgroup_id) == 152);
 
-static_assert(sizeof(tt_iter_file) == 64);
+static_assert(sizeof(tt_iter_file) == 72);
 static_assert(offsetof(tt_iter_file, hdr) == 0);
 static_assert(offsetof(tt_iter_file, pid) == 24);
 static_assert(offsetof(tt_iter_file, fd) == 28);
 static_assert(offsetof(tt_iter_file, ino) == 32);
 static_assert(offsetof(tt_iter_file, netns) == 40);
 static_assert(offsetof(tt_iter_file, comm) == 48);
+static_assert(offsetof(tt_iter_file, cgroup_id) == 64);
 
 TEST(SnapshotAbi, KindsDoNotCollideWithRingRecords) {
   EXPECT_GT(TT_KIND_ITER_SOCK, TT_KIND_MAX);

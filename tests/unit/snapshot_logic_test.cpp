@@ -199,9 +199,19 @@ TEST(SnapshotFormat, JsonAndCsv) {
   o.flags = TT_IF_OWNER;
   o.pid = 77;
   std::strcpy(o.comm, "old\"one");
-  const auto rows = join_owners({c, o}, {file(7, 42, 5, "srv")});
+  o.cgroup_id = 11;  // the storage owner's
+  c.cgroup_id = 999; // the socket's: the fd holder's wins
+  tt_iter_file f = file(7, 42, 5, "srv");
+  f.cgroup_id = 10;
+  const auto rows = join_owners({c, o}, {f});
+  StaticCgroupNames names;
+  names.add(10,
+            "/system.slice/docker-"
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            ".scope");
+  names.add(11, "/system.slice/ssh.service");
   Buffer js;
-  format_snapshot_json(js, rows);
+  format_snapshot_json(js, rows, &names);
   const std::string text = fmt::to_string(js);
   const auto nl = text.find('\n');
   const auto j0 = nlohmann::json::parse(text.substr(0, nl));
@@ -219,15 +229,26 @@ TEST(SnapshotFormat, JsonAndCsv) {
   EXPECT_EQ(j1["pid"], 77);
   EXPECT_EQ(j1["comm"], "old\"one");
   EXPECT_TRUE(j1["fd"].is_null());
+  EXPECT_EQ(j0["cgroup_id"], 10);
+  EXPECT_EQ(j0["container"],
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(j1["cgroup_id"], 11);
+  EXPECT_EQ(j1["cgroup"], "/system.slice/ssh.service");
+  EXPECT_TRUE(j1["container"].is_null());
+  EXPECT_TRUE(j1["pod"].is_null());
   Buffer csv;
-  format_snapshot_csv(csv, rows);
+  format_snapshot_csv(csv, rows, &names);
   EXPECT_EQ(fmt::to_string(csv),
             "state,cookie,af,laddr,lport,raddr,rport,netns,inode,rx_queue,"
-            "tx_queue,snd_una,snd_nxt,rcv_nxt,pid,comm,fd\n"
+            "tx_queue,snd_una,snd_nxt,rcv_nxt,pid,comm,fd,cgroup_id,cgroup,"
+            "container\n"
             "CLOSE_WAIT,7,4,198.18.0.1,80,198.18.0.2,40001,4026532000,5007,0,"
-            "0,100,110,200,42,srv,5\n"
+            "0,100,110,200,42,srv,5,10,/system.slice/docker-"
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            ".scope,"
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
             "FIN_WAIT2,8,4,198.18.0.1,80,198.18.0.2,40002,4026532000,5008,0,"
-            "0,100,110,200,0,,\n");
+            "0,100,110,200,0,,,11,/system.slice/ssh.service,\n");
 }
 
 } // namespace

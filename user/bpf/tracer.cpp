@@ -480,6 +480,13 @@ int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
     for (std::size_t i = 0; i < f.comm.size() && i < TT_COMM_LEN - 1; ++i)
       ro->cfg_comm[i] = f.comm[i];
   }
+  ro->cfg_cgroup_id = f.cgroup_id;
+  ro->cfg_cgroup_level = f.cgroup_level;
+  // The verdict cache is read only with --cgroup (an LRU map is allocated
+  // in full at creation): a token size without.
+  if (!f.cgroup_id)
+    if (int err = bpf_map__set_max_entries(skel->maps.cgroup_verdicts, 128))
+      throw Error(fmt::format("sizing the cgroup map: {}", errno_text(err)));
   ro->cfg_n_lports = static_cast<__u32>(f.lports.size());
   copy_array(ro->cfg_lports, f.lports);
   ro->cfg_n_rports = static_cast<__u32>(f.rports.size());

@@ -136,7 +136,7 @@ int run_diagnose(const CommonOptions &in) {
 
   Output out(STDOUT_FILENO);
   if (opts.format == Format::Json) {
-    out.buf().append(diagnose::render_json(report));
+    out.buf().append(diagnose::render_json(report, cgroup_tree().get()));
   } else {
     diagnose::TextOptions topts;
     topts.color = want_color(opts, STDOUT_FILENO);

@@ -68,6 +68,7 @@ public:
           copy_tuple(sk, s);
           sk.pid = s.pid;
           std::memcpy(sk.comm, s.comm, TT_COMM_LEN);
+          sk.cgroup_id = s.cgroup_id;
           return matches(user_filter_, sk, s.state, s.state);
         });
     rep.seq = ++reports_;
@@ -80,10 +81,10 @@ public:
       format_leaks_table(out_.buf(), rep);
       break;
     case Format::Json:
-      format_leaks_json(out_.buf(), rep);
+      format_leaks_json(out_.buf(), rep, cgroup_tree().get());
       break;
     case Format::Csv:
-      format_leaks_csv(out_.buf(), rep);
+      format_leaks_csv(out_.buf(), rep, cgroup_tree().get());
       break;
     }
     out_.flush();

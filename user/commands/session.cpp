@@ -44,6 +44,8 @@ OutputOptions make_output_options(const CommonOptions &opts) {
   out.wall_offset_ns = wall_offset_ns();
   out.start_ns = monotonic_ns();
   out.rst_reasons = KernelProbes::instance().rst_reason_names();
+  if (opts.format != Format::Table)
+    out.cgroups = cgroup_tree(); // the table shows no cgroups
   return out;
 }
 

@@ -33,10 +33,10 @@ int run_snapshot(const CommonOptions &opts) {
     format_snapshot_table(out.buf(), rows);
     break;
   case Format::Json:
-    format_snapshot_json(out.buf(), rows);
+    format_snapshot_json(out.buf(), rows, cgroup_tree().get());
     break;
   case Format::Csv:
-    format_snapshot_csv(out.buf(), rows);
+    format_snapshot_csv(out.buf(), rows, cgroup_tree().get());
     break;
   }
   out.flush();

@@ -174,7 +174,7 @@ void DiagnoseAggregator::on_state(const tt_state_event &ev) {
   if (now == kListen && ev.sk.pid &&
       listen_owners_.size() < cfg_.max_listeners)
     listen_owners_[fmt::format("{}/{}", ev.sk.netns, ev.sk.lport)] =
-        SocketOwner{ev.sk.pid, comm_of(ev.sk)};
+        SocketOwner{ev.sk.pid, comm_of(ev.sk), ev.sk.cgroup_id};
 
   if (now == kTimeWait) {
     ++totals_.time_wait;
@@ -208,6 +208,7 @@ void DiagnoseAggregator::on_state(const tt_state_event &ev) {
       c.pid = ev.sk.pid;
       c.comm = comm_of(ev.sk);
       c.since_ns = ev.hdr.ts_ns;
+      c.cgroup_id = ev.sk.cgroup_id;
     } else {
       ++dropped_.connections;
     }
@@ -234,6 +235,7 @@ void DiagnoseAggregator::on_segment(const tt_seg_event &ev) {
       }
       it->second.pid = ev.sk.pid;
       it->second.comm = comm_of(ev.sk);
+      it->second.cgroup_id = ev.sk.cgroup_id;
       ++it->second.count;
     } else if (ev.what == TT_RETRANS_SYN) {
       ++syn_retransmits_;
@@ -265,6 +267,8 @@ void DiagnoseAggregator::on_segment(const tt_seg_event &ev) {
         it->second.pid = ev.sk.pid;
         it->second.comm = comm_of(ev.sk);
       }
+      if (ev.sk.cgroup_id)
+        it->second.cgroup_id = ev.sk.cgroup_id;
       ++it->second.synack;
     }
     return;
@@ -530,9 +534,13 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
       });
       for (std::size_t i = 0; i < conns.size() && i < cfg_.top; ++i)
         p.evidence.connections.push_back({conns[i].second->tuple,
-                                          conns[i].first, conns[i].second->pid,
+                                          conns[i].first,
+                                          conns[i].second->pid,
                                           conns[i].second->comm,
-                                          conns[i].second->count, {}, false});
+                                          conns[i].second->count,
+                                          {},
+                                          false,
+                                          conns[i].second->cgroup_id});
       p.evidence.counters["connections"] =
           static_cast<std::int64_t>(retrans_by_conn_.size());
       if (have_mib) {
@@ -605,6 +613,8 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
           l.pid = st.pid;
           l.comm = st.comm;
         }
+        if (st.cgroup_id && !l.cgroup_id)
+          l.cgroup_id = st.cgroup_id;
         matched_events.insert(key);
       }
       if (!l.pid) {
@@ -612,6 +622,8 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
         if (it != listen_owners_.end()) {
           l.pid = it->second.pid;
           l.comm = it->second.comm;
+          if (!l.cgroup_id)
+            l.cgroup_id = it->second.cgroup_id;
         }
       }
       if (!l.pid && start_) {
@@ -638,6 +650,7 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
       l.listener = st.listener;
       l.pid = st.pid;
       l.comm = st.comm;
+      l.cgroup_id = st.cgroup_id;
       l.synack_retransmits = st.synack;
       ls.push_back(std::move(l));
     }
@@ -841,7 +854,8 @@ Report DiagnoseAggregator::report(std::uint64_t start_ns,
       const std::uint64_t age = end_ns > c.since_ns ? end_ns - c.since_ns : 0;
       if (age < cfg_.close_wait_min_age_ns)
         continue;
-      leaks.push_back({c.tuple, cookie, c.pid, c.comm, 1, age, false});
+      leaks.push_back(
+          {c.tuple, cookie, c.pid, c.comm, 1, age, false, c.cgroup_id});
     }
     if (start_ && end_ && start_->sockets_ok && end_->sockets_ok &&
         start_->netns == end_->netns) {

@@ -94,6 +94,7 @@ public:
     std::string comm;
     std::uint64_t count = 0;
     std::uint64_t since_ns = 0;
+    std::uint64_t cgroup_id = 0;
   };
 
 private:
@@ -130,6 +131,7 @@ private:
     std::uint32_t pid = 0;
     std::string comm;
     std::uint64_t synack = 0;
+    std::uint64_t cgroup_id = 0;
   };
   std::unordered_map<std::string, ListenerStats> listeners_;
   // Owner of each listening port seen entering LISTEN, by "netns/port".

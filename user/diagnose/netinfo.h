@@ -49,6 +49,7 @@ struct DiagSock {
 struct SocketOwner {
   std::uint32_t pid = 0;
   std::string comm;
+  std::uint64_t cgroup_id = 0; // cgroup (v2), 0: unknown
 };
 
 struct NetSnapshot {

@@ -35,6 +35,7 @@ struct ConnEvidence {
   std::uint64_t count = 0;              // retransmits, ...
   std::optional<std::uint64_t> age_ns;  // CLOSE_WAIT: time in the state so far
   bool preexisting = false;             // in that state before the run began
+  std::uint64_t cgroup_id = 0;          // owner's cgroup (v2), 0: unknown
 };
 
 struct ListenerEvidence {
@@ -46,6 +47,7 @@ struct ListenerEvidence {
   std::optional<std::uint32_t> accept_queue_limit; // listen() backlog
   std::optional<std::uint32_t> accept_queue_peak;  // max of start/end
   std::optional<std::uint32_t> syn_recv;           // half-open at the end
+  std::uint64_t cgroup_id = 0; // owner's cgroup (v2), 0: unknown
 };
 
 struct Evidence {

@@ -41,6 +41,19 @@ std::string owner(std::uint32_t pid, std::string_view comm) {
   return fmt::format("{} (pid {})", safe(comm), pid);
 }
 
+// "cgroup_id", "cgroup", "container", "pod" of an owner (null: unknown),
+// as in the other subcommands' JSON.
+void cgroup_fields(Json &j, CgroupNames *names, std::uint64_t id) {
+  const CgroupInfo *info = id && names ? names->find(id) : nullptr;
+  auto str = [](const std::string &v) {
+    return v.empty() ? Json(nullptr) : Json(v);
+  };
+  j["cgroup_id"] = id ? Json(id) : Json(nullptr);
+  j["cgroup"] = info ? str(info->path) : Json(nullptr);
+  j["container"] = info ? str(info->container.id) : Json(nullptr);
+  j["pod"] = info ? str(info->container.pod_uid) : Json(nullptr);
+}
+
 } // namespace
 
 int exit_code(const Report &r) { return r.problems.empty() ? 0 : 3; }
@@ -207,7 +220,7 @@ std::string render_text(const Report &r, const TextOptions &opts) {
   return fmt::to_string(out);
 }
 
-std::string render_json(const Report &r) {
+std::string render_json(const Report &r, CgroupNames *names) {
   Json doc;
   doc["schema"] = kSchema;
   doc["duration_ns"] = r.duration_ns;
@@ -261,6 +274,7 @@ std::string render_json(const Report &r) {
       j["count"] = cn.count;
       j["age_ns"] = cn.age_ns ? Json(*cn.age_ns) : Json(nullptr);
       j["preexisting"] = cn.preexisting;
+      cgroup_fields(j, names, cn.cgroup_id);
       ev["connections"].push_back(std::move(j));
     }
     ev["listeners"] = Json::array();
@@ -277,6 +291,7 @@ std::string render_json(const Report &r) {
       j["accept_queue_limit"] = opt(l.accept_queue_limit);
       j["accept_queue_peak"] = opt(l.accept_queue_peak);
       j["syn_recv"] = opt(l.syn_recv);
+      cgroup_fields(j, names, l.cgroup_id);
       ev["listeners"].push_back(std::move(j));
     }
     jp["evidence"] = std::move(ev);

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "cgroup.h"
 #include "diagnose/report.h"
 
 namespace tcptrail::diagnose {
@@ -19,7 +20,9 @@ std::string render_text(const Report &r, const TextOptions &opts);
 
 // One JSON document (pretty-printed, ends with a newline). Strings a
 // process controls are valid UTF-8 whatever their bytes (U+FFFD).
-std::string render_json(const Report &r);
+// names: cgroup id -> path and container for the evidence's cgroup fields;
+// nullptr gives ids only.
+std::string render_json(const Report &r, CgroupNames *names = nullptr);
 
 // 0 when no problem was found, 3 otherwise.
 int exit_code(const Report &r);

@@ -17,12 +17,12 @@ constexpr std::string_view kHeader =
     "old,new,state,seq,what,dir,reason,old_state_ns,"
     "snd_una,snd_nxt,rcv_nxt,isn_local,isn_remote,netns,"
     "role,inferred,error,detail,bytes_acked,bytes_received,retransmits,"
-    "cpu_pid,cpu_comm,count\n";
+    "cpu_pid,cpu_comm,count,cgroup_id,cgroup,container\n";
 
 class CsvFormatter final : public Formatter {
 public:
   explicit CsvFormatter(const OutputOptions &opts)
-      : wall_offset_ns_(opts.wall_offset_ns) {}
+      : wall_offset_ns_(opts.wall_offset_ns), cgroups_(opts.cgroups) {}
 
   void header(Buffer &out) override { append_str(out, kHeader); }
 
@@ -53,7 +53,9 @@ public:
     append_uint(out, ev.total_retrans);
     out.push_back(',');
     cpu_task(out, ev.sk);
-    append_str(out, ",\n"); // count
+    append_str(out, ",,"); // count
+    append_cgroup_csv(out, cgroups_.get(), ev.sk.cgroup_id);
+    out.push_back('\n');
   }
 
   void segment(Buffer &out, const tt_seg_event &ev) override {
@@ -86,13 +88,15 @@ public:
     // retransmits
     append_str(out, ",,,,,,,,");
     cpu_task(out, ev.sk);
-    append_str(out, ",\n"); // count
+    append_str(out, ",,"); // count
+    append_cgroup_csv(out, cgroups_.get(), ev.sk.cgroup_id);
+    out.push_back('\n');
   }
 
   void lost(Buffer &out, std::uint64_t count) override {
     append_str(out, "lost,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,");
     append_uint(out, count);
-    out.push_back('\n');
+    append_str(out, ",,,\n"); // cgroup_id, cgroup, container
   }
 
 private:
@@ -146,6 +150,7 @@ private:
   }
 
   std::int64_t wall_offset_ns_;
+  std::shared_ptr<CgroupNames> cgroups_;
 };
 
 } // namespace

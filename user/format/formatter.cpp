@@ -13,6 +13,43 @@ std::string_view rst_reason_name(const std::vector<std::string> &names,
                                : std::string_view();
 }
 
+void append_cgroup_json(Buffer &out, CgroupNames *names, std::uint64_t id) {
+  using format_detail::append_str;
+  using format_detail::append_uint;
+  const CgroupInfo *info = id && names ? names->find(id) : nullptr;
+  append_str(out, R"(,"cgroup_id":)");
+  if (id)
+    append_uint(out, id);
+  else
+    append_str(out, "null");
+  auto member = [&](std::string_view name, std::string_view value) {
+    append_str(out, ",\"");
+    append_str(out, name);
+    append_str(out, "\":");
+    if (value.empty())
+      append_str(out, "null");
+    else
+      append_json_string(out, value);
+  };
+  member("cgroup", info ? std::string_view(info->path) : std::string_view());
+  member("container",
+         info ? std::string_view(info->container.id) : std::string_view());
+  member("pod",
+         info ? std::string_view(info->container.pod_uid) : std::string_view());
+}
+
+void append_cgroup_csv(Buffer &out, CgroupNames *names, std::uint64_t id) {
+  const CgroupInfo *info = id && names ? names->find(id) : nullptr;
+  if (id)
+    format_detail::append_uint(out, id);
+  out.push_back(',');
+  if (info)
+    append_csv_field(out, info->path);
+  out.push_back(',');
+  if (info)
+    append_csv_field(out, info->container.id);
+}
+
 namespace format_detail {
 
 void append_state(Buffer &out, std::uint8_t state) {

@@ -8,6 +8,7 @@
 #include <vector>
 #include <string_view>
 
+#include "cgroup.h"
 #include "format/escape.h"
 #include "tcptrail/events.h"
 
@@ -29,7 +30,17 @@ struct OutputOptions {
   // its BTF, lower case without the SK_RST_REASON_ prefix); empty where the
   // kernel has no such enum: reasons are then numbers only.
   std::vector<std::string> rst_reasons;
+  // Cgroup id -> path and container (JSON, CSV); null: ids only.
+  std::shared_ptr<CgroupNames> cgroups;
 };
+
+// The owner's cgroup as JSON members, each preceded by a comma:
+// ,"cgroup_id":N,"cgroup":"/path","container":"id","pod":"uid"; null for
+// what is unknown (cgroup_id 0 is unknown).
+void append_cgroup_json(Buffer &out, CgroupNames *names, std::uint64_t id);
+// The same as three CSV fields "cgroup_id,cgroup,container" (no commas
+// around; empty when unknown).
+void append_cgroup_csv(Buffer &out, CgroupNames *names, std::uint64_t id);
 
 // The name of RST reason `reason` in `names`, or empty.
 std::string_view rst_reason_name(const std::vector<std::string> &names,

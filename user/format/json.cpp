@@ -14,7 +14,8 @@ namespace {
 class JsonFormatter final : public Formatter {
 public:
   explicit JsonFormatter(const OutputOptions &opts)
-      : wall_offset_ns_(opts.wall_offset_ns), rst_reasons_(opts.rst_reasons) {}
+      : wall_offset_ns_(opts.wall_offset_ns), rst_reasons_(opts.rst_reasons),
+        cgroups_(opts.cgroups) {}
 
   void header(Buffer & /*out*/) override {}
 
@@ -52,6 +53,7 @@ public:
     append_str(out, R"(,"retransmits":)");
     append_uint(out, ev.total_retrans);
     cpu_task(out, ev.sk);
+    append_cgroup_json(out, cgroups_.get(), ev.sk.cgroup_id);
     append_str(out, "}\n");
   }
 
@@ -86,6 +88,7 @@ public:
     append_str(out, R"(,"netns":)");
     append_uint(out, ev.sk.netns);
     cpu_task(out, ev.sk);
+    append_cgroup_json(out, cgroups_.get(), ev.sk.cgroup_id);
     append_str(out, "}\n");
   }
 
@@ -162,6 +165,7 @@ private:
 
   std::int64_t wall_offset_ns_;
   std::vector<std::string> rst_reasons_;
+  std::shared_ptr<CgroupNames> cgroups_;
 };
 
 } // namespace

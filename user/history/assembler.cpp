@@ -79,6 +79,7 @@ struct HistoryAssembler::Conn {
   std::uint16_t resets_sent, resets_received;
   std::uint16_t error; // of the terminal event
   std::uint16_t flags;
+  std::uint16_t cgroup; // owner's cgroup: index into cgroup_ids_, 0 unknown
   std::uint8_t state[kMaxSteps];
   std::uint8_t af;
   std::uint8_t n_steps;
@@ -336,6 +337,18 @@ void HistoryAssembler::complete_unstored(Conn &c, tt_state_event &ev) {
   }
 }
 
+std::uint16_t HistoryAssembler::cgroup_ref(std::uint64_t id) {
+  auto it = cgroup_refs_.find(id);
+  if (it != cgroup_refs_.end())
+    return it->second;
+  if (cgroup_ids_.size() > 0xffff)
+    return 0; // full: unknown (65,535 distinct cgroups)
+  const auto ref = static_cast<std::uint16_t>(cgroup_ids_.size());
+  cgroup_ids_.push_back(id);
+  cgroup_refs_.emplace(id, ref);
+  return ref;
+}
+
 void HistoryAssembler::on_state(const tt_state_event &in) {
   tt_state_event ev = in; // completed below when the kernel had no storage
   const std::uint64_t ts = ev.hdr.ts_ns;
@@ -372,7 +385,12 @@ void HistoryAssembler::on_state(const tt_state_event &in) {
     std::memcpy(c.comm, ev.sk.comm, TT_COMM_LEN);
     if (ev.flags & TT_F_OWNER)
       c.flags |= kOwner;
+    if (ev.sk.cgroup_id)
+      c.cgroup = cgroup_ref(ev.sk.cgroup_id);
   }
+  // The cgroup goes with the owner; before one is known, the socket's.
+  if (c.cgroup == 0 && ev.sk.cgroup_id)
+    c.cgroup = cgroup_ref(ev.sk.cgroup_id);
   if (ev.flags & TT_F_ACTIVE)
     c.flags |= kActive;
   if (ev.flags & TT_F_PASSIVE)
@@ -618,6 +636,7 @@ ConnectionRecord HistoryAssembler::make_record(const Conn &c, bool open) const {
   r.cookie = c.cookie;
   r.pid = c.pid;
   r.comm.assign(c.comm, strnlen(c.comm, TT_COMM_LEN));
+  r.cgroup_id = c.cgroup < cgroup_ids_.size() ? cgroup_ids_[c.cgroup] : 0;
   copy_tuple(r, c);
 
   const std::uint8_t first_state = c.n_steps ? c.state[0] : 0;
@@ -741,6 +760,7 @@ bool record_matches(const FilterSpec &spec, const ConnectionRecord &rec) {
   tt_sock sk{};
   copy_tuple(sk, rec);
   sk.pid = rec.pid;
+  sk.cgroup_id = rec.cgroup_id;
   std::memcpy(sk.comm, rec.comm.data(),
               std::min(rec.comm.size(), sizeof(sk.comm)));
   return matches_states(spec, sk, rec.states);

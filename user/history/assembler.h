@@ -140,6 +140,8 @@ private:
   static void insert_step(Conn &c, const tt_state_event &ev);
   void count_accept(Conn &child);
   ConnectionRecord make_record(const Conn &c, bool open) const;
+  // A cgroup id's index in cgroup_ids_ (Conn keeps 2 bytes, not 8).
+  std::uint16_t cgroup_ref(std::uint64_t id);
 
   std::size_t max_conns_;
   std::uint64_t grace_ns_;
@@ -164,6 +166,9 @@ private:
   std::uint64_t evicted_ = 0;
   std::uint64_t unmatched_segments_ = 0;
   bool kernel_accepts_ = false; // on_connection() seen: see there
+  // Owners' cgroup ids, interned: [0] is "unknown".
+  std::vector<std::uint64_t> cgroup_ids_{0};
+  std::unordered_map<std::uint64_t, std::uint16_t> cgroup_refs_;
 };
 
 } // namespace tcptrail

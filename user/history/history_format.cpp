@@ -369,6 +369,7 @@ public:
     }
     put(out, ",\"steps_dropped\":");
     put_uint(out, rec.steps_dropped);
+    append_cgroup_json(out, opts_.cgroups.get(), rec.cgroup_id);
     put(out, "}\n");
   }
 
@@ -382,7 +383,7 @@ constexpr std::string_view kCsvHeader =
     "event,time,cookie,pid,comm,af,laddr,lport,raddr,rport,netns,role,"
     "listener,accepted,isn_local,isn_remote,bytes_acked,bytes_received,"
     "retransmits,resets_sent,resets_received,end,closed_first,error,"
-    "prior_state,steps_dropped,path\n";
+    "prior_state,steps_dropped,path,cgroup_id,cgroup,container\n";
 
 class CsvFormatter final : public HistoryFormatter {
 public:
@@ -460,6 +461,8 @@ public:
       out.push_back(':');
       put_uint(out, s.rcv_nxt);
     }
+    out.push_back(',');
+    append_cgroup_csv(out, opts_.cgroups.get(), rec.cgroup_id);
     out.push_back('\n');
   }
 

@@ -59,6 +59,7 @@ struct ConnectionRecord {
   std::uint64_t cookie = 0;
   std::uint32_t pid = 0; // owner tgid, 0 when unknown
   std::string comm;      // owner comm, raw bytes (escape when printing)
+  std::uint64_t cgroup_id = 0; // owner's cgroup (v2) id, 0 when unknown
   std::uint8_t af = 4;   // 4 or 6
   std::uint8_t laddr[TT_ADDR_LEN] = {};
   std::uint8_t raddr[TT_ADDR_LEN] = {};

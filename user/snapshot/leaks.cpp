@@ -57,6 +57,7 @@ void LeakTracker::enumerate(const std::vector<SocketRow> &rows) {
       s.pid = r.pid;
       std::memcpy(s.comm, r.comm, TT_COMM_LEN);
     }
+    s.cgroup_id = row.cgroup_id();
     const SocketAge age = socket_age(r);
     s.since_ns = r.hdr.ts_ns - std::min<std::uint64_t>(age.ns, r.hdr.ts_ns);
     s.seen_ns = r.hdr.ts_ns;
@@ -80,7 +81,10 @@ void LeakTracker::on_state(const tt_state_event &ev) {
       if (!s.pid && (ev.flags & TT_F_OWNER)) {
         s.pid = ev.sk.pid;
         std::memcpy(s.comm, ev.sk.comm, TT_COMM_LEN);
+        s.cgroup_id = ev.sk.cgroup_id;
       }
+      if (!s.cgroup_id)
+        s.cgroup_id = ev.sk.cgroup_id;
       return;
     }
     if (ts < s.seen_ns)
@@ -103,6 +107,7 @@ void LeakTracker::on_state(const tt_state_event &ev) {
     s.pid = ev.sk.pid;
     std::memcpy(s.comm, ev.sk.comm, TT_COMM_LEN);
   }
+  s.cgroup_id = ev.sk.cgroup_id;
   s.since_ns = ts;
   s.seen_ns = ts;
   s.exact = true;
@@ -124,6 +129,8 @@ void LeakTracker::refresh_owners(const std::vector<tt_iter_file> &files) {
     s.pid = it->second->pid;
     s.fd = it->second->fd;
     std::memcpy(s.comm, it->second->comm, TT_COMM_LEN);
+    if (it->second->cgroup_id)
+      s.cgroup_id = it->second->cgroup_id;
   }
 }
 
@@ -220,7 +227,7 @@ void format_leaks_table(Buffer &out, const LeakReport &rep) {
   }
 }
 
-void format_leaks_json(Buffer &out, const LeakReport &rep) {
+void format_leaks_json(Buffer &out, const LeakReport &rep, CgroupNames *names) {
   for (const LeakGroup &g : rep.groups) {
     for (const auto &[s, age] : g.sockets) {
       append(out, "{\"event\":\"stuck\",\"state\":");
@@ -241,28 +248,32 @@ void format_leaks_json(Buffer &out, const LeakReport &rep) {
                      s.fd >= 0 ? std::to_string(s.fd) : std::string("null"),
                      s.netns, rep.seq);
       append_rfc3339(out, rep.wall_ns);
-      append(out, "\"}\n");
+      out.push_back('"');
+      append_cgroup_json(out, names, s.cgroup_id);
+      append(out, "}\n");
     }
   }
 }
 
 void format_leaks_csv_header(Buffer &out) {
-  append(out, "report,state,cookie,pid,comm,fd,af,laddr,lport,raddr,rport,"
-              "age_ns,preexisting,age_exact,netns\n");
+  append(out,
+         "report,state,cookie,pid,comm,fd,af,laddr,lport,raddr,rport,"
+         "age_ns,preexisting,age_exact,netns,cgroup_id,cgroup,container\n");
 }
 
-void format_leaks_csv(Buffer &out, const LeakReport &rep) {
+void format_leaks_csv(Buffer &out, const LeakReport &rep, CgroupNames *names) {
   for (const LeakGroup &g : rep.groups) {
     for (const auto &[s, age] : g.sockets) {
       fmt::format_to(std::back_inserter(out), "{},{},{},{},", rep.seq,
                      state_label(s.state), s.cookie, s.pid);
       append_csv_field(out, comm_view(s.comm));
-      fmt::format_to(std::back_inserter(out),
-                     ",{},{},{},{},{},{},{},{},{},{}\n",
+      fmt::format_to(std::back_inserter(out), ",{},{},{},{},{},{},{},{},{},{},",
                      s.fd >= 0 ? std::to_string(s.fd) : std::string(), s.af,
                      format_ip(s.af, s.laddr), s.lport,
                      format_ip(s.af, s.raddr), s.rport, age,
                      s.preexisting ? 1 : 0, s.exact ? 1 : 0, s.netns);
+      append_cgroup_csv(out, names, s.cgroup_id);
+      out.push_back('\n');
     }
   }
 }

@@ -28,6 +28,7 @@ struct StuckSocket {
   std::uint32_t pid = 0; // 0: owner unknown
   std::int64_t fd = -1;  // -1: no fd known
   char comm[TT_COMM_LEN] = {};
+  std::uint64_t cgroup_id = 0; // owner's cgroup (v2), 0: unknown
   // Monotonic ns the state was entered: exact from a state event or socket
   // storage, else the latest time consistent with the age lower bound.
   std::uint64_t since_ns = 0;
@@ -99,8 +100,12 @@ LeakReport build_report(
 // 198.18.0.5:5432 (35), 198.18.0.6:5432 (2)" then one line per socket.
 void format_leaks_table(Buffer &out, const LeakReport &report);
 // One {"event":"stuck",...} line per socket (issue 4's contract).
-void format_leaks_json(Buffer &out, const LeakReport &report);
+// names: cgroup id -> path and container for the cgroup fields; nullptr
+// prints ids only.
+void format_leaks_json(Buffer &out, const LeakReport &report,
+                       CgroupNames *names = nullptr);
 void format_leaks_csv_header(Buffer &out);
-void format_leaks_csv(Buffer &out, const LeakReport &report);
+void format_leaks_csv(Buffer &out, const LeakReport &report,
+                      CgroupNames *names = nullptr);
 
 } // namespace tcptrail

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "format/formatter.h"
 #include "net.h"
 #include "tcp_state.h"
 #include "tuple.h"
@@ -70,6 +71,7 @@ std::vector<SocketRow> join_owners(const std::vector<tt_iter_sock> &sockets,
       o.pid = f->pid;
       o.fd = f->fd;
       std::memcpy(o.comm, f->comm, sizeof(o.comm));
+      o.cgroup_id = f->cgroup_id;
       row.owners.push_back(o);
     };
     auto [c0, c1] = by_cookie.equal_range(s.hdr.cookie);
@@ -102,11 +104,13 @@ bool row_matches(const FilterSpec &spec, const SocketRow &row) {
       sk.pid = s.pid;
       std::memcpy(sk.comm, s.comm, TT_COMM_LEN);
     }
+    sk.cgroup_id = s.cgroup_id;
     return matches(spec, sk, s.state, s.state);
   }
   for (const SocketOwner &o : row.owners) {
     sk.pid = o.pid;
     std::memcpy(sk.comm, o.comm, TT_COMM_LEN);
+    sk.cgroup_id = o.cgroup_id;
     if (matches(spec, sk, s.state, s.state))
       return true;
   }
@@ -200,7 +204,8 @@ void format_snapshot_table(Buffer &out, const std::vector<SocketRow> &rows) {
   }
 }
 
-void format_snapshot_json(Buffer &out, const std::vector<SocketRow> &rows) {
+void format_snapshot_json(Buffer &out, const std::vector<SocketRow> &rows,
+                          CgroupNames *names) {
   for (const SocketRow &r : rows) {
     const tt_iter_sock &s = r.sock;
     append(out, "{\"event\":\"socket\",\"state\":");
@@ -233,13 +238,17 @@ void format_snapshot_json(Buffer &out, const std::vector<SocketRow> &rows) {
       append_json_string(out, comm_view(r.owners[i].comm));
       fmt::format_to(std::back_inserter(out), ",\"fd\":{}}}", r.owners[i].fd);
     }
-    append(out, "]}\n");
+    append(out, "]");
+    append_cgroup_json(out, names, r.cgroup_id());
+    append(out, "}\n");
   }
 }
 
-void format_snapshot_csv(Buffer &out, const std::vector<SocketRow> &rows) {
+void format_snapshot_csv(Buffer &out, const std::vector<SocketRow> &rows,
+                         CgroupNames *names) {
   append(out, "state,cookie,af,laddr,lport,raddr,rport,netns,inode,rx_queue,"
-              "tx_queue,snd_una,snd_nxt,rcv_nxt,pid,comm,fd\n");
+              "tx_queue,snd_una,snd_nxt,rcv_nxt,pid,comm,fd,cgroup_id,cgroup,"
+              "container\n");
   for (const SocketRow &r : rows) {
     const tt_iter_sock &s = r.sock;
     fmt::format_to(std::back_inserter(out),
@@ -251,10 +260,12 @@ void format_snapshot_csv(Buffer &out, const std::vector<SocketRow> &rows) {
     if (!r.owners.empty()) {
       fmt::format_to(std::back_inserter(out), "{},", r.owners[0].pid);
       append_csv_field(out, comm_view(r.owners[0].comm));
-      fmt::format_to(std::back_inserter(out), ",{}\n", r.owners[0].fd);
+      fmt::format_to(std::back_inserter(out), ",{},", r.owners[0].fd);
     } else {
-      append(out, "0,,\n");
+      append(out, "0,,,");
     }
+    append_cgroup_csv(out, names, r.cgroup_id());
+    out.push_back('\n');
   }
 }
 

@@ -16,6 +16,7 @@ struct SocketOwner {
   std::uint32_t pid = 0;
   std::uint32_t fd = 0;
   char comm[TT_COMM_LEN] = {};
+  std::uint64_t cgroup_id = 0; // the process's cgroup (v2), 0 when unknown
 };
 
 struct SocketRow {
@@ -23,6 +24,12 @@ struct SocketRow {
   // Every process fd that refers to the socket, by pid then fd. Empty for
   // orphans, timewait and request sockets.
   std::vector<SocketOwner> owners;
+
+  // The cgroup shown for the row: its first owner's, else the socket's
+  // (tt_iter_sock.cgroup_id).
+  std::uint64_t cgroup_id() const {
+    return owners.empty() ? sock.cgroup_id : owners[0].cgroup_id;
+  }
 };
 
 // Joins sockets with the fds referring to them: by cookie, or by (netns,
@@ -62,7 +69,11 @@ std::string format_age(std::uint64_t ns);
 // Output
 
 void format_snapshot_table(Buffer &out, const std::vector<SocketRow> &rows);
-void format_snapshot_json(Buffer &out, const std::vector<SocketRow> &rows);
-void format_snapshot_csv(Buffer &out, const std::vector<SocketRow> &rows);
+// names: cgroup id -> path and container for the cgroup fields (JSON, CSV);
+// nullptr prints ids only.
+void format_snapshot_json(Buffer &out, const std::vector<SocketRow> &rows,
+                          CgroupNames *names = nullptr);
+void format_snapshot_csv(Buffer &out, const std::vector<SocketRow> &rows,
+                         CgroupNames *names = nullptr);
 
 } // namespace tcptrail
