@@ -82,17 +82,22 @@ static __always_inline int aggregate(const struct sock *sk, const struct tcp_soc
  * born. Its own ring record, outside the stage: user space puts records in
  * time order in any case. Rare (one per accepted connection, on the kernels
  * that need it), so the verifier's extra walk is the only cost elsewhere.
+ * Returns whether a record went out. The caller keeps that value alive
+ * (barrier_var): with the value unused, clang drops the callee's return
+ * value altogether, and R0 may then hold a stack pointer at the
+ * subprogram's exit (it did after the --raddr CIDR loop), which the
+ * verifier refuses.
  */
-static __noinline void emit_birth(const struct sock *sk, const struct tt_sock *s,
-				  const struct sock_info *info, __u64 born)
+static __noinline int emit_birth(const struct sock *sk, const struct tt_sock *s,
+				 const struct sock_info *info, __u64 born)
 {
 	struct tt_state_event *ev;
 
 	if (!filter_pass(s, TCP_LISTEN, TCP_SYN_RECV))
-		return;
+		return 0;
 	ev = ring_reserve(sizeof(*ev));
 	if (!ev)
-		return;
+		return 0;
 	fill_header(&ev->hdr, TT_KIND_STATE, sizeof(*ev), born, sock_cookie(sk));
 	ev->sk = *s;
 	ev->old_state_ns = 0;
@@ -112,6 +117,7 @@ static __noinline void emit_birth(const struct sock *sk, const struct tt_sock *s
 	ev->stored = 1;
 	ev->_pad = 0;
 	ring_submit(ev, sizeof(*ev));
+	return 1;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -279,8 +285,11 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		if (new == TCP_SYN_RECV)
 			goto out; /* its identity is not the child's yet */
 		info->si_flags &= ~SI_BIRTH_PENDING;
-		if (old == TCP_SYN_RECV)
-			emit_birth(sk, &s, info, now - old_ns);
+		if (old == TCP_SYN_RECV) {
+			int sent = emit_birth(sk, &s, info, now - old_ns);
+
+			barrier_var(sent);
+		}
 	}
 	if (!filter_pass(&s, old, new))
 		goto out;
