@@ -12,12 +12,11 @@
 #include "commands/commands.h"
 #include "tcp_state.h"
 #include "units.h"
+#include "version.h"
 
 namespace tcptrail {
 
 namespace {
-
-constexpr const char *kVersion = "tcptrail 0.1.0";
 
 // A whole number >= 1 (CLI11's PositiveNumber prints its range as doubles).
 const CLI::Validator kAtLeastOne(
@@ -139,7 +138,7 @@ void add_common(CLI::App *app, CommonOptions &o) {
 int run_cli(int argc, char **argv) {
   CLI::App app{"tcptrail: what the kernel's TCP stack does, socket by socket",
                "tcptrail"};
-  app.set_version_flag("-V,--version", kVersion);
+  app.set_version_flag("-V,--version", version_text);
   app.require_subcommand(1);
   app.allow_extras(false);
   app.fallthrough(false);
@@ -230,6 +229,10 @@ int run_cli(int argc, char **argv) {
   doctor->add_option("-f,--format", doctor_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->type_name("FORMAT");
+
+  // --version on every subcommand too.
+  for (CLI::App *sub : app.get_subcommands({}))
+    sub->set_version_flag("-V,--version", version_text);
 
   // CLI11 reports a mistyped subcommand as a missing one: name it.
   if (argc > 1 && argv[1][0] != '-') {

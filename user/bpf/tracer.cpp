@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "bpf/build_info.h"
 #include "bpf/iter.h"
 #include "bpf/probe.h"
 #include "bpf/programs.h"
@@ -645,6 +646,18 @@ TracerStats Tracer::stats() const {
       out.missed += info.recursion_misses;
   }
   return out;
+}
+
+} // namespace tcptrail
+
+namespace tcptrail {
+
+// Here, where the skeleton is included once (its ELF bytes are a static
+// array: a second includer would carry a second copy).
+std::string_view embedded_bpf_object() {
+  std::size_t size = 0;
+  const void *bytes = tcptrail_bpf__elf_bytes(&size);
+  return {static_cast<const char *>(bytes), size};
 }
 
 } // namespace tcptrail
