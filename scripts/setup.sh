@@ -13,6 +13,8 @@ pkgs=(
   googletest libgtest-dev nlohmann-json3-dev
   iproute2 nftables iputils-ping tcpdump libcap2-bin util-linux procps
   python3                              # scripts/scenario.sh, bench helpers
+  scdoc zsh                            # man pages; zsh completion test
+  lintian debootstrap libzstd-dev      # .deb check, portable binary
 )
 missing=()
 for p in "${pkgs[@]}"; do

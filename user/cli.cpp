@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli_spec.h"
 #include "commands/commands.h"
 #include "tcp_state.h"
 #include "units.h"
@@ -230,6 +231,14 @@ int run_cli(int argc, char **argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->type_name("FORMAT");
 
+  // Hidden: the command line as data, read from the definitions above
+  // (shell completion, the man-page test; user/cli_spec.h).
+  std::string cli_what;
+  CLI::App *cli_spec = app.add_subcommand("_cli", "");
+  cli_spec->group("");
+  cli_spec->add_option("what", cli_what, "bash, zsh or json")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "json"}));
   // --version on every subcommand too.
   for (CLI::App *sub : app.get_subcommands({}))
     sub->set_version_flag("-V,--version", version_text);
@@ -240,7 +249,8 @@ int run_cli(int argc, char **argv) {
     std::string names;
     for (const CLI::App *sub : app.get_subcommands({})) {
       known = known || sub->check_name(argv[1]);
-      names += (names.empty() ? "" : ", ") + sub->get_name();
+      if (!sub->get_group().empty())
+        names += (names.empty() ? "" : ", ") + sub->get_name();
     }
     if (!known) {
       std::fprintf(stderr,
@@ -256,6 +266,14 @@ int run_cli(int argc, char **argv) {
     return rc == 0 ? 0 : 2;
   }
 
+  if (cli_spec->parsed()) {
+    const CliSpec spec = describe_cli(app);
+    const std::string text = cli_what == "bash"  ? bash_completion(spec)
+                             : cli_what == "zsh" ? zsh_completion(spec)
+                                                 : cli_spec_json(spec) + "\n";
+    std::fputs(text.c_str(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  }
   if (trace->parsed())
     return run_trace(trace_opts);
   if (history_cmd->parsed())
