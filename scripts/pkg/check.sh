@@ -5,6 +5,11 @@
 #              warnings (packaging/lintian-overrides explains the rest)
 #   portable   a -DTCPTRAIL_PORTABLE=ON build in build-portable/ whose only
 #              NEEDED libraries are glibc's
+#   arm64      the portable binary cross-built for arm64 (build-arm64/):
+#              an aarch64 ELF needing only glibc, `--version` under
+#              qemu-user, then `--version`, `doctor` and
+#              `trace --exit-after-attach` in Debian 12's arm64 cloud kernel
+#              booted by qemu-system-aarch64 (scripts/pkg/arm64-vm.sh)
 #   clean-root both, in a fresh Debian 12 root that never saw the build
 #              (debootstrap, cached by scripts/pkg/debian-root.sh): the
 #              portable binary runs from a bare copy; then
@@ -68,6 +73,39 @@ else
   tail -20 "$portable_build/build.log"
   fail "portable: build"
   portable=
+fi
+
+# ---- arm64: cross build, then a boot of Debian's arm64 kernel
+step "arm64 cross build"
+arm64_build=$root/build-arm64
+mkdir -p "$arm64_build"
+if cmake -S "$root" -B "$arm64_build" -DCMAKE_BUILD_TYPE=Release \
+  -DTCPTRAIL_PORTABLE=ON -DTCPTRAIL_BUILD_TESTS=OFF \
+  -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchain-aarch64-linux-gnu.cmake" \
+  >"$arm64_build/build.log" 2>&1 &&
+  cmake --build "$arm64_build" -j"$(nproc)" --target tcptrail >>"$arm64_build/build.log" 2>&1; then
+  a64=$arm64_build/tcptrail
+  machine=$(readelf -h "$a64" | sed -n 's/^ *Machine: *//p')
+  needed=$(readelf -d "$a64" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
+  echo "pkg: arm64: $machine, NEEDED: $needed"
+  extra=$(tr ' ' '\n' <<<"$needed" | grep -vxE 'libc\.so\.6|libm\.so\.6|ld-linux[-a-z0-9_.]*\.so\.[0-9]+|' || true)
+  [[ $machine == AArch64 && -z $extra ]] && pass "arm64: AArch64, only glibc NEEDED" ||
+    fail "arm64: $machine, needs $extra"
+  if out=$(qemu-aarch64-static -L /usr/aarch64-linux-gnu "$a64" --version 2>&1); then
+    sed 's/^/    /' <<<"$out"
+    pass "arm64: --version under qemu-user"
+  else
+    fail "arm64: --version under qemu-user: $out"
+  fi
+  step "arm64 VM"
+  if "$root/scripts/pkg/arm64-vm.sh" "$a64" 2>&1 | sed 's/^/    /'; then
+    pass "arm64: --version, doctor, trace --exit-after-attach on Debian's arm64 kernel"
+  else
+    fail "arm64: VM checks"
+  fi
+else
+  tail -20 "$arm64_build/build.log"
+  fail "arm64: cross build"
 fi
 
 # ---- a clean Debian 12 root
