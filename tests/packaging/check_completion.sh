@@ -103,6 +103,29 @@ if command -v zsh >/dev/null; then
       [[ $list == *" $v "* ]] || fail "zsh: $name does not offer $v"
     done
   done <<<"$options"
+  # Real completion in an interactive zsh: what a user sees after TAB TAB.
+  lines=("$program ")
+  for s in "${subs[@]}"; do lines+=("$program $s -"); done
+  lines+=("$program trace --state ")
+  screen=$(timeout 120 zsh -f "$(dirname "$0")/zsh_drive.zsh" "$zhome/fpath" "${lines[@]}" |
+    sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tr -d '\r\b') || fail "zsh: the interactive session failed"
+  shown() { # LINE: what the terminal showed after LINE + TAB TAB
+    awk -v l="==LINE== $1" '$0 == l {on = 1; next} /^==LINE== / {on = 0} on' <<<"$screen"
+  }
+  got=$(shown "$program ")
+  for s in "${subs[@]}"; do
+    grep -qE "(^| )$s +-- " <<<"$got" || fail "zsh: '$program <TAB><TAB>' does not list $s"
+  done
+  while IFS=$'\t' read -r sub name values; do
+    [[ $sub == . ]] && continue
+    grep -qE -- "(^| )$name( |$)" <<<"$(shown "$program $sub -")" ||
+      fail "zsh: '$program $sub -<TAB><TAB>' does not list $name"
+  done <<<"$options"
+  got=$(shown "$program trace --state ")
+  for st in ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT1 FIN_WAIT2 TIME_WAIT CLOSE \
+    CLOSE_WAIT LAST_ACK LISTEN CLOSING NEW_SYN_RECV; do
+    grep -qE "(^| )$st( |$)" <<<"$got" || fail "zsh: '--state <TAB><TAB>' does not list $st"
+  done
 else
   fail "zsh not installed"
 fi
