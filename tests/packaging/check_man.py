@@ -8,7 +8,8 @@ walks the CLI11 definition), checks that it matches what `--help` prints for
 the program and each subcommand, then that man/tcptrail.8.scd names every
 subcommand's page and the program's options, and that each
 man/tcptrail-<subcommand>.8.scd exists and names every option of that
-subcommand. A man page for a subcommand that no longer exists fails too.
+subcommand (those it shares with the program, --help and --version, may be
+in tcptrail(8) instead). A man page for a subcommand that no longer exists fails too.
 Exits 1 with one line per problem.
 """
 import json
@@ -93,7 +94,11 @@ def main():
         if text is None:
             continue
         for n in sorted(names(c["options"])):
-            if not mentions(text, n):
+            # The program's own options (--help, --version) that every
+            # subcommand shares may be documented once, in tcptrail(8).
+            shared = n in names(spec["options"]) and main_page is not None \
+                and mentions(main_page, n)
+            if not mentions(text, n) and not shared:
                 problems.append(f"{program}-{c['name']}.8.scd lacks option {n}")
     # No page for a subcommand that is gone.
     for f in sorted(os.listdir(man_dir)):
