@@ -90,7 +90,10 @@ install(FILES ${TCPTRAIL_DOCS} ${CMAKE_BINARY_DIR}/doc/changelog.gz
 # overrides are installed. Left at the "info" level: hardening-no-bindnow
 # (the binary is linked without -z now), binary-has-unneeded-section
 # .comment, and spelling-error-in-binary "tage" (a fragment of a string in
-# the linked-in libraries, not a word tcptrail prints).
+# the linked-in libraries, not a word tcptrail prints); with a systemd unit
+# in packaging/, package-supports-alternative-init-but-no-init.d-script
+# (there is no SysV init script). Units are installed, not enabled: the
+# package has no maintainer scripts.
 
 # ---- the Debian package.
 set(CPACK_GENERATOR DEB)
