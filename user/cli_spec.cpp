@@ -220,10 +220,9 @@ std::string zsh_completion(const CliSpec &spec) {
                         o.values.empty() ? std::string{" "}
                                          : "(" + join(o.values, " ") + ")");
       for (const std::string &n : o.names)
-        out += "  " +
-               sh_quote("*" + n + "[" + zsh_describe(o.description) + "]" +
-                        action) +
-               "\n";
+        out += fmt::format("  {}\n", sh_quote(fmt::format(
+                                         "*{}[{}]{}", n,
+                                         zsh_describe(o.description), action)));
     }
     out += ")\n";
   };
