@@ -13,6 +13,11 @@ pkgs=(
   googletest libgtest-dev nlohmann-json3-dev
   iproute2 nftables iputils-ping tcpdump libcap2-bin util-linux procps
   python3                              # scripts/scenario.sh, bench helpers
+  scdoc zsh                            # man pages; zsh completion test
+  lintian debootstrap libzstd-dev      # .deb check, portable binary
+  crossbuild-essential-arm64 qemu-system-arm qemu-user-static cpio # arm64
+  libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64
+  libfmt-dev:arm64
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -25,6 +30,11 @@ if ((${#missing[@]})); then
     exit 1
   fi
   echo "setup: installing ${missing[*]}" >&2
+  # The :arm64 libraries of the cross build come through multiarch.
+  if [[ " ${missing[*]}" == *:arm64* ]] &&
+    ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -50,6 +50,18 @@ else
   rc=1
 fi
 
+# ---- packaging (issue 19): the .deb (CPack, lintian), the portable binary,
+# both installed and run in a fresh Debian 12 root (debootstrap, cached).
+echo "== packaging"
+"$root/scripts/pkg/check.sh" 2>&1 | tee "$log" || rc=1
+line=$(grep -E '^pkg: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1 || true)
+if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  failed=$((failed + 1))
+fi
+
 # ---- the kernel matrix (issue 16): every kernel users run, under QEMU.
 if ((matrix)); then
   echo "== kernel matrix"

@@ -9,15 +9,15 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli_spec.h"
 #include "commands/commands.h"
 #include "tcp_state.h"
 #include "units.h"
+#include "version.h"
 
 namespace tcptrail {
 
 namespace {
-
-constexpr const char *kVersion = "tcptrail 0.1.0";
 
 // A whole number >= 1 (CLI11's PositiveNumber prints its range as doubles).
 const CLI::Validator kAtLeastOne(
@@ -151,7 +151,7 @@ void add_common(CLI::App *app, CommonOptions &o) {
 int run_cli(int argc, char **argv) {
   CLI::App app{"tcptrail: what the kernel's TCP stack does, socket by socket",
                "tcptrail"};
-  app.set_version_flag("-V,--version", kVersion);
+  app.set_version_flag("-V,--version", version_text);
   app.require_subcommand(1);
   app.allow_extras(false);
   app.fallthrough(false);
@@ -243,13 +243,26 @@ int run_cli(int argc, char **argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->type_name("FORMAT");
 
+  // Hidden: the command line as data, read from the definitions above
+  // (shell completion, the man-page test; user/cli_spec.h).
+  std::string cli_what;
+  CLI::App *cli_spec = app.add_subcommand("_cli", "");
+  cli_spec->group("");
+  cli_spec->add_option("what", cli_what, "bash, zsh or json")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "json"}));
+  // --version on every subcommand too.
+  for (CLI::App *sub : app.get_subcommands({}))
+    sub->set_version_flag("-V,--version", version_text);
+
   // CLI11 reports a mistyped subcommand as a missing one: name it.
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;
     for (const CLI::App *sub : app.get_subcommands({})) {
       known = known || sub->check_name(argv[1]);
-      names += (names.empty() ? "" : ", ") + sub->get_name();
+      if (!sub->get_group().empty())
+        names += (names.empty() ? "" : ", ") + sub->get_name();
     }
     if (!known) {
       std::fprintf(stderr,
@@ -265,6 +278,14 @@ int run_cli(int argc, char **argv) {
     return rc == 0 ? 0 : 2;
   }
 
+  if (cli_spec->parsed()) {
+    const CliSpec spec = describe_cli(app);
+    const std::string text = cli_what == "bash"  ? bash_completion(spec)
+                             : cli_what == "zsh" ? zsh_completion(spec)
+                                                 : cli_spec_json(spec) + "\n";
+    std::fputs(text.c_str(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  }
   // --cgroup / --container name a cgroup only the file system knows.
   auto resolved = [](CommonOptions &o) -> CommonOptions & {
     if (!o.filter.cgroup_arg.empty() || !o.filter.container_arg.empty())

@@ -13,8 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include "bpf/build_info.h"
 #include "bpf/core_btf.h"
-#include "bpf/tracer.h"
 
 namespace tcptrail {
 namespace {
@@ -23,6 +23,11 @@ struct BtfDeleter {
   void operator()(btf *b) const { btf__free(b); }
 };
 using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
+
+std::span<const std::uint8_t> object_elf() {
+  const std::string_view elf = embedded_bpf_object();
+  return {reinterpret_cast<const std::uint8_t *>(elf.data()), elf.size()};
+}
 
 std::vector<std::uint8_t> raw(const btf *b) {
   __u32 size = 0;
@@ -155,7 +160,7 @@ TEST(MinimizeBtf, RefusesMalformedBtf) {
 TEST(CoreReloRoots, TcptrailsObjectNamesItsKernelTypes) {
   std::vector<std::string> roots;
   std::string error;
-  ASSERT_TRUE(core_relo_roots(bpf_object_elf(), roots, error)) << error;
+  ASSERT_TRUE(core_relo_roots(object_elf(), roots, error)) << error;
   for (const char *want : {"sock", "sock_common", "tcp_sock", "task_struct",
                            "sk_buff", "bpf_iter__tcp"})
     EXPECT_NE(std::find(roots.begin(), roots.end(), want), roots.end()) << want;
@@ -174,7 +179,7 @@ TEST(CoreReloRoots, RefusesWhatIsNotAnElfObject) {
       core_relo_roots(std::vector<std::uint8_t>(64, 0x7f), roots, error));
   EXPECT_FALSE(error.empty());
   // The real object cut short: its section headers are gone.
-  const auto elf = bpf_object_elf();
+  const auto elf = object_elf();
   error.clear();
   EXPECT_FALSE(core_relo_roots(elf.first(elf.size() / 2), roots, error));
   EXPECT_FALSE(error.empty());

@@ -1,10 +1,7 @@
 #include "bpf/core_btf.h"
 
-#include <elf.h>
-
 #include <array>
 #include <cstring>
-#include <initializer_list>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
@@ -12,6 +9,7 @@
 #include <utility>
 
 #include "bpf/btf_names.h"
+#include "bpf/build_info.h"
 
 namespace tcptrail {
 
@@ -178,67 +176,6 @@ void for_each_field(const std::uint8_t *t, Ref ref, Name name) {
   }
 }
 
-struct Section {
-  std::span<const std::uint8_t> data;
-  bool found = false;
-};
-
-// Finds named sections of a little-endian ELF64 file.
-bool elf_sections(
-    std::span<const std::uint8_t> elf,
-    std::initializer_list<std::pair<const char *, Section *>> want,
-    std::string &error) {
-  Elf64_Ehdr eh;
-  if (elf.size() < sizeof(eh) ||
-      std::memcmp(elf.data(), ELFMAG, SELFMAG) != 0 ||
-      elf[EI_CLASS] != ELFCLASS64 || elf[EI_DATA] != ELFDATA2LSB) {
-    error = "not a little-endian ELF64 object";
-    return false;
-  }
-  std::memcpy(&eh, elf.data(), sizeof(eh));
-  if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shstrndx >= eh.e_shnum ||
-      eh.e_shoff > elf.size() ||
-      (elf.size() - eh.e_shoff) / sizeof(Elf64_Shdr) < eh.e_shnum) {
-    error = "ELF section headers out of bounds";
-    return false;
-  }
-  auto header = [&](std::size_t i) {
-    Elf64_Shdr sh;
-    std::memcpy(&sh, elf.data() + eh.e_shoff + i * sizeof(sh), sizeof(sh));
-    return sh;
-  };
-  auto bytes = [&](const Elf64_Shdr &sh)
-      -> std::optional<std::span<const std::uint8_t>> {
-    if (sh.sh_offset > elf.size() || elf.size() - sh.sh_offset < sh.sh_size)
-      return std::nullopt;
-    return elf.subspan(sh.sh_offset, sh.sh_size);
-  };
-  const auto names = bytes(header(eh.e_shstrndx));
-  if (!names) {
-    error = "ELF section names out of bounds";
-    return false;
-  }
-  for (std::size_t i = 0; i < eh.e_shnum; ++i) {
-    const Elf64_Shdr sh = header(i);
-    if (sh.sh_name >= names->size())
-      continue;
-    const auto *p = reinterpret_cast<const char *>(names->data()) + sh.sh_name;
-    const std::string_view name(p, strnlen(p, names->size() - sh.sh_name));
-    for (auto [want_name, out] : want) {
-      if (name != want_name)
-        continue;
-      const auto data = bytes(sh);
-      if (!data) {
-        error = std::string("ELF section ") + want_name + " out of bounds";
-        return false;
-      }
-      out->data = *data;
-      out->found = true;
-    }
-  }
-  return true;
-}
-
 } // namespace
 
 std::size_t core_essential_len(std::string_view name) {
@@ -254,23 +191,33 @@ std::size_t core_essential_len(std::string_view name) {
 bool core_relo_roots(std::span<const std::uint8_t> elf,
                      std::vector<std::string> &roots, std::string &error) {
   roots.clear();
-  Section btf_sec, ext_sec;
-  if (!elf_sections(elf, {{".BTF", &btf_sec}, {".BTF.ext", &ext_sec}}, error))
+  const std::string_view image(reinterpret_cast<const char *>(elf.data()),
+                               elf.size());
+  bool malformed = false;
+  const auto ext_sec = elf_section(image, ".BTF.ext", &malformed);
+  if (malformed) {
+    error = "not a well-formed little-endian ELF64 object";
     return false;
-  if (!ext_sec.found)
+  }
+  if (!ext_sec)
     return true; // no relocations at all
-  if (!btf_sec.found) {
+  const auto btf_sec = elf_section(image, ".BTF");
+  if (!btf_sec) {
     error = "ELF object has .BTF.ext but no .BTF";
     return false;
   }
+  auto bytes = [](std::string_view v) {
+    return std::span<const std::uint8_t>(
+        reinterpret_cast<const std::uint8_t *>(v.data()), v.size());
+  };
   Btf btf;
-  if (!parse_btf(btf_sec.data, btf, error))
+  if (!parse_btf(bytes(*btf_sec), btf, error))
     return false;
 
   // struct btf_ext_header: magic u16, version u8, flags u8, hdr_len u32,
   // func_info_off/len, line_info_off/len, then core_relo_off/len (u32s);
   // offsets count from the end of the header.
-  const auto ext = ext_sec.data;
+  const auto ext = bytes(*ext_sec);
   if (ext.size() < 24 || load<std::uint16_t>(ext.data()) != kBtfMagic) {
     error = ".BTF.ext: bad magic or size";
     return false;

@@ -28,6 +28,7 @@
 
 #include "bpf/btf_names.h"
 #include "bpf/core_btf.h"
+#include "bpf/build_info.h"
 #include "bpf/iter.h"
 #include "bpf/probe.h"
 #include "bpf/programs.h"
@@ -380,7 +381,10 @@ public:
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::string> roots;
     std::string error;
-    if (!core_relo_roots(bpf_object_elf(), roots, error)) {
+    const std::string_view elf = embedded_bpf_object();
+    if (!core_relo_roots({reinterpret_cast<const std::uint8_t *>(elf.data()),
+                          elf.size()},
+                         roots, error)) {
       why = "CO-RE: the whole kernel BTF (" + error + ")";
       return f;
     }
@@ -444,12 +448,6 @@ private:
 };
 
 } // namespace
-
-std::span<const std::uint8_t> bpf_object_elf() {
-  std::size_t size = 0;
-  const void *elf = tcptrail_bpf__elf_bytes(&size);
-  return {static_cast<const std::uint8_t *>(elf), size};
-}
 
 // Opens, configures and loads the object. Returns libbpf's error (0 on
 // success).
@@ -749,6 +747,18 @@ TracerStats Tracer::stats() const {
       out.missed += info.recursion_misses;
   }
   return out;
+}
+
+} // namespace tcptrail
+
+namespace tcptrail {
+
+// Here, where the skeleton is included once (its ELF bytes are a static
+// array: a second includer would carry a second copy).
+std::string_view embedded_bpf_object() {
+  std::size_t size = 0;
+  const void *bytes = tcptrail_bpf__elf_bytes(&size);
+  return {static_cast<const char *>(bytes), size};
 }
 
 } // namespace tcptrail

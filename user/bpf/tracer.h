@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,9 +87,6 @@ struct ProgramPlan {
   std::vector<std::string> notes;    // alternatives taken instead
 };
 ProgramPlan plan_programs(const TracerConfig &cfg, KernelProbes &probes);
-
-// The BPF object tcptrail loads, as embedded in the binary (an ELF file).
-std::span<const std::uint8_t> bpf_object_elf();
 
 class Tracer {
 public:
