@@ -13,6 +13,7 @@ pkgs=(
   googletest libgtest-dev nlohmann-json3-dev
   iproute2 nftables iputils-ping tcpdump libcap2-bin util-linux procps
   python3                              # scripts/scenario.sh, bench helpers
+  libxml2-dev tshark librsvg2-bin      # ladder: SVG checks, capture comparison, PNG
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -26,6 +27,9 @@ if ((${#missing[@]})); then
   fi
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # tshark: no setuid dumpcap (and no question asked)
+  echo "wireshark-common wireshark-common/install-setuid boolean false" |
+    debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
