@@ -105,7 +105,8 @@ struct Stream {
   }
   void seg(const tt_sock &sk, std::uint64_t cookie, std::uint64_t ts,
            std::uint16_t kind, std::uint8_t what, S state, std::uint32_t una,
-           std::uint32_t nxt, std::uint32_t rcv, std::uint32_t seq = 0) {
+           std::uint32_t nxt, std::uint32_t rcv, std::uint32_t seq = 0,
+           std::uint8_t flags = 0) {
     tt_seg_event ev{};
     ev.hdr.kind = kind;
     ev.hdr.size = sizeof(ev);
@@ -118,6 +119,10 @@ struct Stream {
     ev.snd_nxt = nxt;
     ev.rcv_nxt = rcv;
     ev.seq = seq;
+    ev.flags = flags;
+    const bool client = sk.netns == 4026532001U;
+    ev.isn_local = client ? kIsnC : kIsnS;
+    ev.isn_remote = client ? kIsnS : kIsnC;
     segs.push_back(ev);
     events.push_back(ladder::from_record(ev, ""));
   }
@@ -289,6 +294,27 @@ std::pair<Stream, std::uint64_t> scene_reset() {
   return {s, t + 1 * kMs};
 }
 
+// The same abort as the kernel reports it over veth (Linux 6.18): the
+// state change carries no detail, and the sender's "RST sent" comes after
+// the receiver took the RST (the veth delivers it within the send).
+std::pair<Stream, std::uint64_t> scene_reset_late() {
+  Stream s;
+  Ends e = ends_v4(8082);
+  open(s, e);
+  const std::uint64_t t = kT0 + 900 * kUs;
+  s.state(e.client, e.client_cookie, t, S::Established, S::Close, kIsnC + 11,
+          kIsnC + 11, kIsnS + 8, kIsns);
+  s.seg(e.server, e.server_cookie, t + 10 * kUs, TT_KIND_RESET,
+        TT_RESET_RECEIVED, S::Established, kIsnS + 8, kIsnS + 8, kIsnC + 11, 0,
+        kIsns);
+  s.state(e.server, e.server_cookie, t + 16 * kUs, S::Established, S::Close,
+          kIsnS + 8, kIsnS + 8, kIsnC + 11, kIsns, TT_DETAIL_RESET_RCVD,
+          ECONNRESET);
+  s.seg(e.client, e.client_cookie, t + 21 * kUs, TT_KIND_RESET, TT_RESET_SENT,
+        S::Close, kIsnC + 11, kIsnC + 11, kIsnS + 8, 0, kIsns);
+  return {s, t + 1 * kMs};
+}
+
 // The server never closes: its socket stays in CLOSE_WAIT.
 std::pair<Stream, std::uint64_t> scene_leak() {
   Stream s;
@@ -322,15 +348,11 @@ std::pair<Stream, std::uint64_t> scene_client_only() {
 
 const std::map<std::string, Scene> &scenes() {
   static const std::map<std::string, Scene> m{
-      {"normal", scene_normal},
-      {"orphan", scene_orphan},
-      {"passive", scene_passive},
-      {"simultaneous", scene_simultaneous},
-      {"refused", scene_refused},
-      {"timeout", scene_timeout},
-      {"reset", scene_reset},
-      {"leak", scene_leak},
-      {"client_only", scene_client_only},
+      {"normal", scene_normal},   {"orphan", scene_orphan},
+      {"passive", scene_passive}, {"simultaneous", scene_simultaneous},
+      {"refused", scene_refused}, {"timeout", scene_timeout},
+      {"reset", scene_reset},     {"reset_late", scene_reset_late},
+      {"leak", scene_leak},       {"client_only", scene_client_only},
   };
   return m;
 }
@@ -487,6 +509,16 @@ TEST(Ladder, ResetAbortDrawsOneRst) {
   EXPECT_EQ(c.rows.back().mark.note, "reset_received ECONNRESET");
 }
 
+TEST(Ladder, AbortReportedLateDrawsOneRst) {
+  const auto c = build("reset_late").at(0);
+  const V a = arrows(c);
+  EXPECT_EQ(V(a.begin() + 5, a.end()), (V{"A>RST,ACK seq=11 ack=8"}));
+  EXPECT_EQ(marks(c, 0).back(), "CLOSED");
+  for (const auto &r : c.rows)
+    if (!r.is_segment && r.mark.side == 0 && r.mark.state == "CLOSED")
+      EXPECT_EQ(r.mark.note, "reset_sent");
+}
+
 TEST(Ladder, CloseWaitLeakStaysOpenAtTheEnd) {
   const auto c = build("leak").at(0);
   const auto &last = c.rows.back().mark;
@@ -623,7 +655,8 @@ TEST_P(LadderGolden, SvgIsWellFormedWithTheArrows) {
 INSTANTIATE_TEST_SUITE_P(Scenes, LadderGolden,
                          ::testing::Values("normal", "orphan", "passive",
                                            "simultaneous", "refused", "timeout",
-                                           "reset", "leak", "client_only"));
+                                           "reset", "reset_late", "leak",
+                                           "client_only"));
 
 // --input: the JSON Lines trace prints parse back to the same ladder as
 // the records themselves (the live path).

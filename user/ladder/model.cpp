@@ -27,6 +27,9 @@ constexpr auto kCloseWait = static_cast<std::uint8_t>(TcpState::CloseWait);
 constexpr auto kLastAck = static_cast<std::uint8_t>(TcpState::LastAck);
 constexpr auto kClosing = static_cast<std::uint8_t>(TcpState::Closing);
 
+// How long after an abort's state change its "RST sent" event may come.
+constexpr std::uint64_t kRstWindowNs = 1'000'000'000;
+
 // The seq/ack distance beyond which a snapshot is not taken as progress.
 constexpr std::int32_t kMaxStep = 1 << 30;
 
@@ -228,9 +231,32 @@ private:
     if (ev.kind == EventKind::State)
       return ev.old_state != kClose && ev.old_state != kListen &&
              ev.old_state != kSynSent && ev.old_state != kNewSynRecv;
-    return ev.old_state != kClose && ev.old_state != kListen &&
-           ev.old_state != kSynSent && ev.old_state != kNewSynRecv &&
-           ev.old_state != kTimeWait;
+    // An RST sent as a socket closes still has its numbers; one sent for a
+    // port without a socket has none.
+    if (ev.old_state == kClose)
+      return (ev.flags & TT_F_ISN_LOCAL) != 0;
+    return ev.old_state != kListen && ev.old_state != kSynSent &&
+           ev.old_state != kNewSynRecv && ev.old_state != kTimeWait;
+  }
+
+  // `col`'s "RST sent" event still to come within kRstWindowNs (the kernel
+  // reports an abort's RST after the state change, and on veth or loopback
+  // even after the peer took it). With `own_state_stops`, a state event of
+  // `col` first means there is none.
+  const Event *pending_rst_sent(int col, std::uint64_t ts,
+                                bool own_state_stops) const {
+    for (std::size_t i = pos_ + 1; i < evs_->size(); ++i) {
+      const auto &[c, ev] = (*evs_)[i];
+      if (ev->ts_ns > ts + kRstWindowNs)
+        break;
+      if (c != col)
+        continue;
+      if (ev->kind == EventKind::Reset && ev->what == TT_RESET_SENT)
+        return ev;
+      if (ev->kind == EventKind::State && own_state_stops)
+        break;
+    }
+    return nullptr;
   }
 
   // Payload both ways up to this event's snapshot, the active side's first
@@ -401,6 +427,12 @@ private:
                "peer's FIN";
       } else if (ev.detail == TT_DETAIL_ERROR) {
         note = "error";
+      } else if (o != kSynSent && pending_rst_sent(col, ts, true)) {
+        // An abort (SO_LINGER 0, unread data at close()): the RST follows.
+        rst(col, own, rcv, false, ts);
+        ++rst_unmatched_[col];
+        ++rst_ahead_[col];
+        note = "reset_sent";
       }
       if (!ev.error.empty())
         note += (note.empty() ? "" : " ") + ev.error;
@@ -439,6 +471,14 @@ private:
         seq = rel_opt(peer, ev.rcv_nxt);
       if (isn_known(col) && ev.old_state != kClose)
         ack = rel(col, ev.snd_nxt);
+      // Its sender's event may still come: then it is that one.
+      if (const Event *sent = pending_rst_sent(peer, ev.ts_ns, false)) {
+        if (snapshot_valid(*sent)) {
+          seq = rel_opt(peer, sent->snd_nxt);
+          ack = rel_opt(col, sent->rcv_nxt);
+        }
+        ++rst_ahead_[peer];
+      }
       rst(peer, seq, ack, false, ev.ts_ns);
     }
   }
