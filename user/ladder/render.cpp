@@ -70,8 +70,6 @@ std::string mark_label(const Mark &m, bool ascii) {
       out += ascii ? ">=" : "≥";
     out += format_duration(*m.dur_ns, ascii);
   }
-  if (m.open_at_end)
-    out += ", open at end";
   return out;
 }
 

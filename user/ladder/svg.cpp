@@ -10,9 +10,9 @@ namespace tcptrail::ladder {
 
 namespace {
 
-constexpr int kWidth = 940;
-constexpr int kLeftX = 300;  // lifeline of column 0
-constexpr int kRightX = 660; // lifeline of column 1
+constexpr int kWidth = 980;
+constexpr int kLeftX = 330;  // lifeline of column 0
+constexpr int kRightX = 690; // lifeline of column 1
 constexpr int kMarkRow = 22;
 constexpr int kSegRow = 30;
 constexpr int kSlope = 16; // an arrow's drop: the segment takes time
@@ -117,7 +117,7 @@ public:
                          y_ - 4);
     text(110, y_,
          "STATE t: state entered here, time spent in it; (STATE): "
-         "inferred; open at end: still in it when the trace ended",
+         "inferred; >=t: still in it when the trace ended",
          "start", "normal", "#000000", 12);
     y_ += 20;
     text(20, y_,
@@ -213,7 +213,7 @@ private:
             std::vector<std::string> &notes) {
     y_ += kMarkRow;
     const int x = m.side == 0 ? kLeftX : kRightX;
-    std::string label = mark_label(m, false);
+    std::string label = mark_label(m, true);
     if (!m.note.empty()) {
       notes.push_back(m.note);
       label += fmt::format(" [{}]", notes.size());
@@ -242,7 +242,7 @@ private:
         "\n",
         x1, y1, x2, y2, col.stroke,
         s.inferred ? R"( stroke-dasharray="7 5")" : "", col.marker);
-    text((kLeftX + kRightX) / 2, y1 + kSlope / 2 - 5,
+    text((kLeftX + kRightX) / 2, y1 + kSlope / 2 - 7,
          segment_label(c, s, opts_.raw_seq), "middle", "normal", col.stroke, 12,
          s.inferred);
     time_text(c, s.ts_ns, y1 + 4);

@@ -113,8 +113,7 @@ public:
                        dashed));
     append(fmt::format("  {} STATE t   the end entered STATE here and stayed "
                        "t; (STATE): inferred, not reported by the kernel; "
-                       "{}t, open at end: still in it when the trace "
-                       "ended\n",
+                       "{}t: still in it when the trace ended\n",
                        g_.dot, opts_.ascii ? ">=" : "≥"));
     append(fmt::format("  time: seconds since the connection's first event; "
                        "seq/ack: {}\n",
