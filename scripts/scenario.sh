@@ -22,6 +22,15 @@ cli=tt-demo-cli-$$ srv=tt-demo-srv-$$
 cap_pid=
 stop_capture() {
   [[ -n $cap_pid ]] || return 0
+  # Let tcpdump write what it has read: until the file stops growing.
+  local size=-1 same=0
+  for _ in $(seq 50); do
+    local now
+    now=$(stat -c %s "$CAPTURE" 2>/dev/null || echo 0)
+    if [[ $now == "$size" ]]; then ((++same >= 3)) && break; else same=0; fi
+    size=$now
+    sleep 0.1
+  done
   kill -INT "$cap_pid" 2>/dev/null || true
   wait "$cap_pid" 2>/dev/null || true
   cap_pid=
@@ -41,7 +50,7 @@ done
 ip -n "$cli" link set tt-c$$ up
 ip -n "$srv" link set tt-s$$ up
 if [[ -n ${CAPTURE:-} ]]; then
-  ip netns exec "$srv" tcpdump -i "tt-s$$" -n -U -w "$CAPTURE" tcp 2>"$CAPTURE.log" &
+  ip netns exec "$srv" tcpdump -i "tt-s$$" -n -U --immediate-mode -w "$CAPTURE" tcp 2>"$CAPTURE.log" &
   cap_pid=$!
   for _ in $(seq 200); do grep -q "listening on" "$CAPTURE.log" 2>/dev/null && break; sleep 0.05; done
   grep -q "listening on" "$CAPTURE.log" || { echo "scenario: tcpdump did not start" >&2; exit 1; }

@@ -86,7 +86,7 @@ std::vector<Seg> tshark_segments(const std::string &pcap) {
        "-T",
        "fields",
        "-E",
-       "separator=/",
+       "separator=,",
        "-e",
        "ip.src",
        "-e",
@@ -116,7 +116,7 @@ std::vector<Seg> tshark_segments(const std::string &pcap) {
   std::istringstream in(out);
   std::string line;
   while (std::getline(in, line)) {
-    const auto f = split(line, '/');
+    const auto f = split(line, ',');
     if (f.size() != 12)
       continue; // tshark's own notes (e.g. "Running as user root")
     auto on = [](const std::string &v) { return v == "1" || v == "True"; };
@@ -136,8 +136,8 @@ std::vector<Seg> tshark_segments(const std::string &pcap) {
     if (on(f[9]))
       add("ACK");
     s.flags = flags;
-    // A RST answering a SYN carries seq 0 from a side without an ISN:
-    // tshark's relative 0 means nothing there, the ladder leaves it out.
+    // tshark numbers a RST answering a SYN too (seq 1), although that
+    // side has no ISN: the ladder leaves that seq out.
     s.seq = std::stoull(f[10]);
     if (on(f[9]) && !f[11].empty())
       s.ack = std::stoull(f[11]);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,6 +70,8 @@ int run_ladder(const CommonOptions &opts, const LadderOptions &lo) {
   std::vector<ladder::Event> events;
   std::uint64_t end_ns = 0;
   if (!lo.input.empty()) {
+    // A closed pipe ends the output quietly (Output sees EPIPE).
+    std::signal(SIGPIPE, SIG_IGN);
     ladder::Input in;
     if (lo.input == "-") {
       in =
