@@ -174,7 +174,7 @@ std::optional<Event> parse_trace_json(std::string_view line, std::string &error,
     return std::nullopt;
   Json j = Json::parse(line, nullptr, false);
   if (j.is_discarded()) {
-    error = "not JSON (expected the JSON Lines of `tcptrail trace -f json`)";
+    error = "not JSON";
     return std::nullopt;
   }
   try {

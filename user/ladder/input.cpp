@@ -1,5 +1,8 @@
 #include "ladder/input.h"
 
+#include <cerrno>
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "error.h"
@@ -28,7 +31,8 @@ Input read_trace_json(std::istream &in, const std::string &name,
       break;
   }
   if (in.bad())
-    throw Error(fmt::format("{}: read error after line {}", name, number));
+    throw Error(fmt::format("{}: cannot read line {}: {}", name, number + 1,
+                            std::strerror(errno)));
   return out;
 }
 
