@@ -745,6 +745,31 @@ TEST(LadderRender, HostileCommIsHarmlessInEveryFormat) {
   EXPECT_EQ(mmd.find(';'), std::string::npos);
 }
 
+TEST(LadderRender, ColourOnlyWhenAskedRstInRed) {
+  const auto conns = build("reset");
+  Buffer plain, colour;
+  ladder::RenderOptions o;
+  ladder::render_text(plain, conns, o);
+  o.color = true;
+  ladder::render_text(colour, conns, o);
+  EXPECT_EQ(fmt::to_string(plain).find('\x1b'), std::string::npos);
+  const std::string c = fmt::to_string(colour);
+  const std::size_t rst = c.find("RST,ACK seq=11 ack=8");
+  ASSERT_NE(rst, std::string::npos) << c;
+  const std::size_t bol = c.rfind('\n', rst);
+  EXPECT_NE(c.substr(bol, rst - bol).find("\x1b[31m"), std::string::npos) << c;
+  // Without the escapes, the same drawing.
+  std::string stripped;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    if (c[i] == '\x1b') {
+      i = c.find('m', i);
+      continue;
+    }
+    stripped += c[i];
+  }
+  EXPECT_EQ(stripped, fmt::to_string(plain));
+}
+
 TEST(LadderRender, JsonRowsCarryRelativeAndRawNumbers) {
   const auto conns = build("normal");
   const auto j =
