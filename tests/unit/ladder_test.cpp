@@ -492,6 +492,34 @@ TEST(Ladder, RefusedIsAnRstAnsweringTheSyn) {
   EXPECT_EQ(c.rows.back().mark.note, "reset_received ECONNREFUSED");
 }
 
+TEST(Ladder, RstsWithoutSocketJoinTheirOwnConnections) {
+  // Two refused connects: both RSTs come from no socket (cookie 0).
+  auto [a, end] = scene_refused();
+  Stream s = a;
+  Ends e = ends_v4(9);
+  for (tt_sock *sk : {&e.client, &e.server}) {
+    std::uint16_t &port = sk == &e.client ? sk->lport : sk->rport;
+    port = 50000;
+  }
+  const std::uint64_t t = kT0 + 2 * kMs;
+  tt_sock c0 = e.client;
+  c0.lport = 0;
+  s.state(c0, 7000, t, S::Close, S::SynSent, 0, 0, 0, TT_F_ACTIVE);
+  tt_sock nobody = e.server;
+  nobody.pid = 0;
+  nobody.comm[0] = '\0';
+  s.seg(nobody, 0, t + 40 * kUs, TT_KIND_RESET, TT_RESET_SENT, S::Close, 0, 0,
+        0);
+  s.seg(e.client, 7000, t + 60 * kUs, TT_KIND_RESET, TT_RESET_RECEIVED,
+        S::SynSent, kIsnC, kIsnC + 1, 0);
+  s.state(e.client, 7000, t + 62 * kUs, S::SynSent, S::Close, kIsnC, kIsnC + 1,
+          0, TT_F_ACTIVE, TT_DETAIL_RESET_RCVD, ECONNREFUSED);
+  const auto conns = ladder::build(s.events, t + kMs);
+  ASSERT_EQ(conns.size(), 2u);
+  for (const auto &c : conns)
+    EXPECT_EQ(arrows(c), (V{"A>SYN seq=0", "B>RST,ACK ack=1"}));
+}
+
 TEST(Ladder, ConnectTimeoutRetransmitsTheSyn) {
   const auto c = build("timeout").at(0);
   EXPECT_EQ(arrows(c),

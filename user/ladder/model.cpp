@@ -597,6 +597,13 @@ std::vector<Connection> build(std::vector<Event> events, std::uint64_t end_ns) {
   std::vector<Sock> socks;
   std::unordered_map<std::uint64_t, std::size_t> by_cookie;
   for (const Event &ev : events) {
+    // Cookie 0: no socket (an RST for a port nobody listens on); each such
+    // record stands alone and joins a connection by its tuple.
+    if (ev.cookie == 0) {
+      socks.emplace_back();
+      learn(socks.back(), ev);
+      continue;
+    }
     auto [it, fresh] = by_cookie.try_emplace(ev.cookie, socks.size());
     if (fresh) {
       socks.emplace_back();
