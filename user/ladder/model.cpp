@@ -664,29 +664,29 @@ std::vector<Connection> build(std::vector<Event> events, std::uint64_t end_ns) {
   // Segment-only sockets (an RST from a port without a socket, a
   // retransmitted SYN-ACK of a request socket) join the connection whose
   // tuple they share or mirror, nearest in time.
+  // The traced ends by their own tuple: (group, column).
+  std::unordered_map<std::string, std::vector<std::pair<int, int>>> ends_by;
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    for (int col = 0; col < 2; ++col)
+      if (groups[g].sock[col] >= 0)
+        ends_by[tuple_key(socks[groups[g].sock[col]].sk, false)].emplace_back(
+            static_cast<int>(g), col);
   for (std::size_t i = 0; i < socks.size(); ++i) {
     Sock &s = socks[i];
     if (s.has_state || s.listener)
       continue;
     int best = -1, best_col = 0;
     std::uint64_t best_dist = ~std::uint64_t{0};
-    for (std::size_t g = 0; g < groups.size(); ++g) {
-      for (int col = 0; col < 2; ++col) {
-        const int idx = groups[g].sock[col];
-        if (idx < 0)
-          continue;
-        const Sock &t = socks[idx];
-        int col_of_s = -1;
-        if (tuple_key(t.sk, false) == tuple_key(s.sk, false))
-          col_of_s = col;
-        else if (tuple_key(t.sk, true) == tuple_key(s.sk, false))
-          col_of_s = 1 - col;
-        if (col_of_s < 0)
-          continue;
-        const std::uint64_t d = distance(s, t);
+    // Same tuple: that end's column; mirrored: the other one.
+    for (const bool mirrored : {false, true}) {
+      auto it = ends_by.find(tuple_key(s.sk, mirrored));
+      if (it == ends_by.end())
+        continue;
+      for (const auto &[g, col] : it->second) {
+        const std::uint64_t d = distance(s, socks[groups[g].sock[col]]);
         if (d < best_dist) {
-          best = static_cast<int>(g);
-          best_col = col_of_s;
+          best = g;
+          best_col = mirrored ? 1 - col : col;
           best_dist = d;
         }
       }
