@@ -469,6 +469,32 @@ TEST(Ladder, PassiveCloseFromTheServer) {
                             "(TIME_WAIT)"}));
 }
 
+TEST(Ladder, TraceStartedLateInfersTheFinsItMissed) {
+  // The passive close seen only from the server's FIN_WAIT1 -> FIN_WAIT2
+  // on: the FIN that moved it there and the payload before are inferred.
+  auto [full, end] = scene_passive();
+  std::vector<Event> late;
+  for (const Event &ev : full.events)
+    if (ev.ts_ns >= kT0 + 900 * kUs + 40 * kMs) {
+      late.push_back(ev);
+      // A listener's child carries its role on every record (storage
+      // cloned from the listener); the client's memory is lost.
+      if (ev.cookie == 8193)
+        late.back().flags |= TT_F_PASSIVE;
+      else
+        late.back().flags &= ~(TT_F_ISN_LOCAL | TT_F_ISN_REMOTE);
+    }
+  const auto conns = ladder::build(late, end);
+  ASSERT_EQ(conns.size(), 1u);
+  const Connection &c = conns[0];
+  EXPECT_EQ(c.ends[0].cookie, 4097u) << "the client stays on the left";
+  EXPECT_EQ(c.ends[1].initial, "FIN_WAIT1");
+  EXPECT_EQ(arrows(c),
+            (V{"A>data seq=1 ack=1 len=10 ~", "B>data seq=1 ack=11 len=7 ~",
+               "B>FIN seq=8 ~", "A>ACK seq=11 ack=9", "A>FIN,ACK seq=11 ack=9",
+               "B>ACK seq=9 ack=12"}));
+}
+
 TEST(Ladder, SimultaneousCloseGoesThroughClosing) {
   const auto c = build("simultaneous").at(0);
   const V a = arrows(c);

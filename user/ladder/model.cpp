@@ -261,13 +261,14 @@ private:
 
   // Payload both ways up to this event's snapshot, the active side's first
   // (the order between two snapshots is not known).
-  void pre_data(int col, const Event &ev, bool peer_fin_in_rcv) {
+  void pre_data(int col, const Event &ev, bool peer_fin_in_rcv,
+                bool own_fin_in_nxt = false) {
     if (!snapshot_valid(ev))
       return;
     const int peer = 1 - col;
     std::array<std::optional<std::uint32_t>, 2> upto;
     if (isn_known(col))
-      upto[col] = rel(col, ev.snd_nxt);
+      upto[col] = rel(col, ev.snd_nxt) - (own_fin_in_nxt ? 1 : 0);
     if (isn_known(peer))
       upto[peer] = rel(peer, ev.rcv_nxt) - (peer_fin_in_rcv ? 1 : 0);
     for (int side = 0; side < 2; ++side)
@@ -343,12 +344,28 @@ private:
     const std::uint64_t ts = ev.ts_ns;
     const bool peer_traced = c_.ends[peer].traced;
     const bool peer_fin = fin_received(o, n);
-    pre_data(col, ev, peer_fin);
+    // States whose snapshot already counts a FIN: ours, the peer's.
+    const bool own_fin_in_nxt = o == kFinWait1 || o == kFinWait2 ||
+                                o == kClosing || o == kLastAck ||
+                                o == kTimeWait;
+    const bool peer_fin_in_rcv = peer_fin || o == kCloseWait || o == kLastAck ||
+                                 o == kClosing || o == kTimeWait;
     // The snapshot's seq/ack, relative.
     const std::optional<std::uint32_t> own =
         snapshot_valid(ev) ? rel_opt(col, ev.snd_nxt) : std::nullopt;
     const std::optional<std::uint32_t> rcv =
         snapshot_valid(ev) ? rel_opt(peer, ev.rcv_nxt) : std::nullopt;
+    // A trace that starts late (or lost records) may not have shown the
+    // FINs these states imply: drawn inferred, from the snapshot.
+    if (own_fin_in_nxt && own && !fin_[col] && !rst_any_[col]) {
+      pre_data(col, ev, peer_fin_in_rcv, true);
+      fin(col, *own - 1, std::nullopt, true, 0);
+    }
+    if (peer_fin_in_rcv && !peer_fin && rcv && !fin_[peer]) {
+      pre_data(col, ev, true, own_fin_in_nxt);
+      fin(peer, *rcv - 1, std::nullopt, true, 0);
+    }
+    pre_data(col, ev, peer_fin_in_rcv, own_fin_in_nxt);
 
     if (o == kClose && n == kSynSent) {
       mark(col, "SYN_SENT", ts, false);
@@ -652,7 +669,8 @@ std::vector<Connection> build(std::vector<Event> events, std::uint64_t end_ns) {
     if (best >= 0) {
       Sock &t = socks[best];
       t.conn = s.conn;
-      const bool s_first = s.active || !t.active;
+      // The active end (client) first; when neither says, the earlier.
+      const bool s_first = s.active || (!t.active && !s.passive);
       g.sock[s_first ? 0 : 1] = static_cast<int>(i);
       g.sock[s_first ? 1 : 0] = best;
     } else {
