@@ -488,6 +488,7 @@ TEST(Ladder, TraceStartedLateInfersTheFinsItMissed) {
   ASSERT_EQ(conns.size(), 1u);
   const Connection &c = conns[0];
   EXPECT_EQ(c.ends[0].cookie, 4097u) << "the client stays on the left";
+  EXPECT_TRUE(c.ends[0].active) << "across from a server: its client";
   EXPECT_EQ(c.ends[1].initial, "FIN_WAIT1");
   EXPECT_EQ(arrows(c),
             (V{"A>data seq=1 ack=1 len=10 ~", "B>data seq=1 ack=11 len=7 ~",

@@ -733,6 +733,10 @@ std::vector<Connection> build(std::vector<Event> events, std::uint64_t end_ns) {
       for (const Event *ev : s.evs)
         evs.emplace_back(col, ev);
     }
+    // Across from a known server, the other traced end is its client.
+    if (g.sock[0] >= 0 && g.sock[1] >= 0 && socks[g.sock[1]].passive &&
+        !socks[g.sock[0]].passive)
+      c.ends[0].active = true;
     for (int col = 0; col < 2; ++col) {
       if (g.sock[col] >= 0)
         continue;
