@@ -13,7 +13,7 @@ pkgs=(
   googletest libgtest-dev nlohmann-json3-dev
   iproute2 nftables iputils-ping tcpdump libcap2-bin util-linux procps
   python3                              # scripts/scenario.sh, bench helpers
-  libxml2-dev tshark librsvg2-bin      # ladder: SVG checks, capture comparison, PNG
+  libxml2-dev libxml2-utils tshark librsvg2-bin # ladder: SVG checks, tshark, PNG
 )
 missing=()
 for p in "${pkgs[@]}"; do
