@@ -10,6 +10,8 @@
 #   leak     the server never closes an accepted socket: CLOSE_WAIT (held
 #            for $LEAK_HOLD seconds, default 30)
 # Usage: sudo scripts/scenario.sh [scene...]   (default: all but leak)
+# CAPTURE=file.pcap records the scenes' packets (tcpdump on the server's
+# veth), e.g. to compare `tcptrail ladder` with tshark's view.
 # Prints the netns inode of the server and client namespaces first, so that
 #   tcptrail trace --netns <inode>
 # can follow one side. Namespaces are deleted on exit, even on failure.
@@ -17,7 +19,23 @@ set -euo pipefail
 scenes=("$@")
 ((${#scenes[@]})) || scenes=(normal passive refused reset ipv6)
 cli=tt-demo-cli-$$ srv=tt-demo-srv-$$
-cleanup() { ip netns del "$cli" 2>/dev/null || true; ip netns del "$srv" 2>/dev/null || true; }
+cap_pid=
+stop_capture() {
+  [[ -n $cap_pid ]] || return 0
+  # Let tcpdump write what it has read: until the file stops growing.
+  local size=-1 same=0
+  for _ in $(seq 50); do
+    local now
+    now=$(stat -c %s "$CAPTURE" 2>/dev/null || echo 0)
+    if [[ $now == "$size" ]]; then ((++same >= 3)) && break; else same=0; fi
+    size=$now
+    sleep 0.1
+  done
+  kill -INT "$cap_pid" 2>/dev/null || true
+  wait "$cap_pid" 2>/dev/null || true
+  cap_pid=
+}
+cleanup() { stop_capture; ip netns del "$cli" 2>/dev/null || true; ip netns del "$srv" 2>/dev/null || true; }
 trap cleanup EXIT
 ip netns add "$cli"
 ip netns add "$srv"
@@ -31,6 +49,12 @@ for ns in "$cli" "$srv"; do
 done
 ip -n "$cli" link set tt-c$$ up
 ip -n "$srv" link set tt-s$$ up
+if [[ -n ${CAPTURE:-} ]]; then
+  ip netns exec "$srv" tcpdump -i "tt-s$$" -n -U --immediate-mode -w "$CAPTURE" tcp 2>"$CAPTURE.log" &
+  cap_pid=$!
+  for _ in $(seq 200); do grep -q "listening on" "$CAPTURE.log" 2>/dev/null && break; sleep 0.05; done
+  grep -q "listening on" "$CAPTURE.log" || { echo "scenario: tcpdump did not start" >&2; exit 1; }
+fi
 echo "server netns inode: $(stat -L -c %i /run/netns/$srv)"
 echo "client netns inode: $(stat -L -c %i /run/netns/$cli)"
 sleep "${SCENE_DELAY:-0}"
@@ -81,3 +105,4 @@ except ConnectionRefusedError: pass' ;;
   esac
   sleep 0.2
 done
+stop_capture

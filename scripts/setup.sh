@@ -18,6 +18,7 @@ pkgs=(
   crossbuild-essential-arm64 qemu-system-arm qemu-user-static cpio # arm64
   libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64
   libfmt-dev:arm64
+  libxml2-dev libxml2-utils tshark librsvg2-bin # ladder: SVG checks, tshark, PNG
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -36,6 +37,9 @@ if ((${#missing[@]})); then
     dpkg --add-architecture arm64
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # tshark: no setuid dumpcap (and no question asked)
+  echo "wireshark-common wireshark-common/install-setuid boolean false" |
+    debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -234,6 +234,45 @@ int run_cli(int argc, char **argv) {
                   "problems with evidence; exit 3 when problems were found");
   add_common(diagnose, diagnose_opts);
 
+  CommonOptions ladder_opts;
+  LadderOptions ladder_cfg;
+  CLI::App *ladder_cmd = app.add_subcommand(
+      "ladder", "draw each connection as a ladder diagram (both ends, "
+                "segments, states), traced live or from a saved trace");
+  add_common(ladder_cmd, ladder_opts);
+  ladder_cmd->remove_option(ladder_cmd->get_option("--format"));
+  ladder_cmd->remove_option(ladder_cmd->get_option("--time"));
+  ladder_cmd
+      ->add_option_function<std::string>(
+          "-f,--format",
+          [&ladder_cfg](const std::string &v) {
+            if (v == "text")
+              ladder_cfg.format = ladder::LadderFormat::Text;
+            else if (v == "svg")
+              ladder_cfg.format = ladder::LadderFormat::Svg;
+            else if (v == "mermaid")
+              ladder_cfg.format = ladder::LadderFormat::Mermaid;
+            else if (v == "json")
+              ladder_cfg.format = ladder::LadderFormat::Json;
+            else
+              throw CLI::ValidationError(
+                  "--format", "must be text, svg, mermaid or json");
+          },
+          "output format: text (default), svg, mermaid (sequenceDiagram), "
+          "json (one object per connection)")
+      ->check(CLI::IsMember({"text", "svg", "mermaid", "json"}))
+      ->type_name("FMT");
+  auto *ladder_input =
+      ladder_cmd
+          ->add_option("--input", ladder_cfg.input,
+                       "draw a saved `tcptrail trace -f json` stream (JSON "
+                       "Lines; - for stdin) instead of tracing")
+          ->type_name("FILE");
+  ladder_input->excludes(ladder_cmd->get_option("--duration"));
+  ladder_input->excludes(ladder_cmd->get_option("--ringbuf-size"));
+  ladder_cmd->add_flag("--ascii", ladder_cfg.ascii,
+                       "text: ASCII lines instead of Unicode box drawing");
+
   std::string doctor_format = "text";
   CLI::App *doctor = app.add_subcommand(
       "doctor", "what this kernel lets tcptrail do: kernel, BTF, each "
@@ -302,6 +341,8 @@ int run_cli(int argc, char **argv) {
     return run_leaks(resolved(leaks_opts), leaks_cfg);
   if (diagnose->parsed())
     return run_diagnose(resolved(diagnose_opts));
+  if (ladder_cmd->parsed())
+    return run_ladder(resolved(ladder_opts), ladder_cfg);
   if (doctor->parsed())
     return run_doctor(doctor_format == "json");
   return 2;

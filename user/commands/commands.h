@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "cli.h"
+#include "ladder/render.h"
 
 namespace tcptrail {
 
@@ -37,5 +39,14 @@ int run_diagnose(const CommonOptions &opts);
 // subcommand's status. Returns 0 when every subcommand can run, 3 when one
 // cannot.
 int run_doctor(bool json);
+
+struct LadderOptions {
+  std::string input; // --input FILE ("-": stdin): draw a saved trace
+  ladder::LadderFormat format = ladder::LadderFormat::Text;
+  bool ascii = false;
+};
+// tcptrail ladder: each connection as a ladder diagram (text, SVG,
+// Mermaid, JSON), traced live or read from `trace -f json` output.
+int run_ladder(const CommonOptions &opts, const LadderOptions &ladder);
 
 } // namespace tcptrail
