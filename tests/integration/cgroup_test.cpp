@@ -431,6 +431,60 @@ TEST_F(CgroupTest, HistoryRecordsCarryAndFilterByCgroup) {
   EXPECT_EQ(accepted, 1) << dump(events);
 }
 
+// leaks --once: a CLOSE_WAIT socket held by a process in a container's
+// cgroup is reported with that cgroup; --container keeps only its sockets.
+TEST_F(CgroupTest, LeaksReportTheOwnersContainer) {
+  const std::string id = container_id();
+  const std::string scope = cg_->make("system.slice/docker-" + id + ".scope");
+  // The server sits in CLOSE_WAIT for 3 s after the client's FIN.
+  Server s(*net_, Side::B,
+           {.addr = TestNet::addr4(Side::B),
+            .port = 5001,
+            .exchange = {.send_bytes = 1000,
+                         .recv_bytes = 100,
+                         .passive_close_delay = 3000ms},
+            .comm = "tt-cg-leak",
+            .gated = true});
+  cg_->move(s.pid(), scope);
+  s.listen();
+  // The client closes at once (no wait for the server's FIN).
+  ClientResult c = run_client(*net_, Side::A,
+                              {.addr = TestNet::addr4(Side::B),
+                               .port = 5001,
+                               .exchange = {.send_bytes = 100,
+                                            .recv_bytes = 1000,
+                                            .close_first = true,
+                                            .close_mode = CloseMode::Close}});
+  std::this_thread::sleep_for(200ms); // the client's FIN is in
+  std::vector<std::string> argv = {
+      TCPTRAIL_BINARY, "leaks",   "--once",
+      "--min-age",     "0",       "--format",
+      "json",          "--netns", std::to_string(net_->inode(Side::B))};
+  auto all = run_command(argv);
+  argv.push_back("--container");
+  argv.push_back(id.substr(0, 12));
+  auto mine = run_command(argv);
+  s.finish();
+  if (all.exit_code == 1)
+    TT_SKIP_OR_FAIL(all.output);
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  ASSERT_EQ(mine.exit_code, 0) << mine.output;
+  int stuck = 0;
+  std::istringstream in(mine.output);
+  for (std::string line; std::getline(in, line);) {
+    const Json e = Json::parse(line);
+    EXPECT_EQ(e["state"], "CLOSE_WAIT") << line;
+    EXPECT_EQ(e["pid"], s.pid()) << line;
+    EXPECT_EQ(e["cgroup_id"], cg_->id(scope)) << line;
+    EXPECT_EQ(e["cgroup"], scope) << line;
+    EXPECT_EQ(e["container"], id) << line;
+    stuck += e["rport"] == c.local_port;
+  }
+  EXPECT_EQ(stuck, 1) << mine.output;
+  EXPECT_NE(all.output.find("\"container\":\"" + id + "\""), std::string::npos)
+      << all.output;
+}
+
 // Bad --cgroup / --container arguments: one clear line, exit 2, no BPF.
 TEST_F(CgroupTest, BadArgumentsAreClearErrors) {
   const std::string id = container_id();
