@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -447,6 +448,21 @@ private:
   std::string path_;
 };
 
+// libbpf 1.1 refuses to load an object with a __kconfig extern (iter.bpf.c's
+// CONFIG_HZ) when neither /boot/config-$(uname -r) nor /proc/config.gz
+// exists, __weak or not: containers and minimal images often have neither.
+// Then the object gets its own Kconfig, CONFIG_HZ=0, and socket ages are
+// bounded by the socket's mstamp alone (snapshot.cpp), instead of failing.
+const char *kconfig_fallback() {
+  struct utsname u;
+  if (uname(&u) == 0 &&
+      access(fmt::format("/boot/config-{}", u.release).c_str(), R_OK) == 0)
+    return nullptr;
+  if (access("/proc/config.gz", R_OK) == 0)
+    return nullptr;
+  return "CONFIG_HZ=0\n";
+}
+
 } // namespace
 
 // Opens, configures and loads the object. Returns libbpf's error (0 on
@@ -456,7 +472,11 @@ int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
   const CoreBtfFile core_btf = CoreBtfFile::make(core_note);
   if (cfg.verbose)
     std::fprintf(stderr, "tcptrail: %s\n", core_note.c_str());
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts,
+  const char *kconfig = kconfig_fallback();
+  if (kconfig != nullptr && cfg.verbose)
+    std::fprintf(stderr, "tcptrail: no kernel config found: CONFIG_HZ "
+                         "unknown, socket ages from mstamp only\n");
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .kconfig = kconfig,
               .btf_custom_path = core_btf.path());
   impl.skel.reset(tcptrail_bpf__open_opts(&open_opts));
   if (!impl.skel)
