@@ -13,6 +13,9 @@ pkgs=(
   googletest libgtest-dev nlohmann-json3-dev
   iproute2 nftables iputils-ping tcpdump libcap2-bin util-linux procps
   python3                              # scripts/scenario.sh, bench helpers
+  prometheus-cpp-dev                   # serve: exposition + HTTP server
+  prometheus                           # serve tests: the real server, promtool
+  python3-yaml                         # packaging checks: DaemonSet YAML
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -28,6 +31,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The prometheus package starts its own server where systemd runs: the tests
+# start theirs, on their own ports.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
