@@ -66,7 +66,12 @@ public:
       const TracerStats st = tracer_.stats();
       s.events_lost = st.lost + st.missed;
       try {
-        for (SocketRow &r : enumerator_.sockets(list_netns()))
+        std::vector<NetnsRef> netns = list_netns();
+        if (filter_.netns) // --netns: enter that namespace only
+          std::erase_if(netns, [this](const NetnsRef &ns) {
+            return ns.inode != filter_.netns;
+          });
+        for (SocketRow &r : enumerator_.sockets(netns))
           if (row_matches(filter_, r))
             s.sockets.push_back(std::move(r));
         s.sockets_ok = true;
