@@ -247,6 +247,9 @@ int run_cli(int argc, char **argv) {
                    "series per labelled per-scrape metric; the rest are "
                    "added up into comm=\"other\" (default 1000)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  add_duration(serve, "--gauge-interval", serve_cfg.gauge_interval_ns, true,
+               "enumerate sockets for the per-scrape gauges at most this "
+               "often (default 0: every scrape; counters are always fresh)");
 
   std::string doctor_format = "text";
   CLI::App *doctor = app.add_subcommand(

@@ -173,6 +173,31 @@ TEST(ServeMetrics, CloseWaitByOwnerAndListeningPortWithOldestAge) {
   EXPECT_EQ(text.find("198.18"), std::string::npos);
 }
 
+TEST(ServeMetrics, KeepGaugeRowsCountsTheOthersOnly) {
+  std::vector<SocketRow> rows;
+  rows.push_back(row(1, TcpState::Listen, 8080, "api"));
+  rows.push_back(row(2, TcpState::CloseWait, 8080, "api", kSec));
+  for (int i = 0; i < 3; ++i) {
+    SocketRow tw = row(10 + i, TcpState::TimeWait, 8080, nullptr);
+    tw.sock.sk_kind = TT_SK_TIMEWAIT;
+    rows.push_back(tw);
+  }
+  rows.push_back(row(20, TcpState::Established, 8080, "api"));
+  ServeSample s;
+  s.sockets_ok = true;
+  keep_gauge_rows(s, std::move(rows));
+  EXPECT_EQ(s.sockets.size(), 2u);
+  EXPECT_EQ(s.counted_only[st(TcpState::TimeWait)], 3u);
+  EXPECT_EQ(s.counted_only[st(TcpState::Established)], 1u);
+  std::uint64_t folded = 0;
+  const std::string text = expose(s, 1000, folded);
+  EXPECT_TRUE(has_line(text, "tcptrail_sockets{state=\"time_wait\"} 3"));
+  EXPECT_TRUE(has_line(text, "tcptrail_sockets{state=\"established\"} 1"));
+  EXPECT_TRUE(has_line(text, "tcptrail_sockets{state=\"listen\"} 1"));
+  EXPECT_TRUE(has_line(text, "tcptrail_close_wait_sockets{comm=\"api\","
+                             "lport=\"8080\"} 1"));
+}
+
 TEST(ServeMetrics, HostileCommStaysOneLabelOnOneLine) {
   ServeSample s;
   s.sockets_ok = true;

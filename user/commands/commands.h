@@ -39,6 +39,7 @@ struct ServeOptions {
   std::string listen;      // ADDR:PORT; empty: 127.0.0.1:kDefaultServePort
   std::string events;      // JSON Lines events to this file, "-" stdout
   std::size_t max_series = 1000; // per labelled per-scrape family
+  std::uint64_t gauge_interval_ns = 0; // enumerate at most this often
 };
 // tcptrail serve: Prometheus metrics on /metrics (counted in the kernel),
 // JSON Lines events with --events; until SIGINT/SIGTERM. SIGHUP reopens the

@@ -4,10 +4,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -51,9 +53,10 @@ std::string read_small_file(const char *path) {
 class ServeCollector final : public prometheus::Collectable {
 public:
   ServeCollector(const Tracer &tracer, const SocketEnumerator &enumerator,
-                 FilterSpec filter, SeriesLimits limits)
+                 FilterSpec filter, SeriesLimits limits,
+                 std::uint64_t gauge_interval_ns)
       : tracer_(tracer), enumerator_(enumerator), filter_(std::move(filter)),
-        limits_(limits) {}
+        limits_(limits), gauge_interval_ns_(gauge_interval_ns) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -65,21 +68,37 @@ public:
       s.kernel = tracer_.serve_stats();
       const TracerStats st = tracer_.stats();
       s.events_lost = st.lost + st.missed;
-      try {
-        std::vector<NetnsRef> netns = list_netns();
-        if (filter_.netns) // --netns: enter that namespace only
-          std::erase_if(netns, [this](const NetnsRef &ns) {
-            return ns.inode != filter_.netns;
-          });
-        for (SocketRow &r : enumerator_.sockets(netns))
-          if (row_matches(filter_, r))
-            s.sockets.push_back(std::move(r));
+      if (have_rows_ && start - rows_at_ < gauge_interval_ns_) {
+        // --gauge-interval: the last enumeration's gauge rows and counts.
+        s.sockets = rows_.sockets;
+        std::copy(std::begin(rows_.counted_only), std::end(rows_.counted_only),
+                  s.counted_only);
         s.sockets_ok = true;
-      } catch (const std::exception &e) {
-        if (!enum_errors_++)
-          std::fprintf(stderr, "tcptrail: warning: enumerating sockets: %s\n",
-                       e.what());
-      }
+      } else
+        try {
+          std::vector<NetnsRef> netns = list_netns();
+          if (filter_.netns) // --netns: enter that namespace only
+            std::erase_if(netns, [this](const NetnsRef &ns) {
+              return ns.inode != filter_.netns;
+            });
+          std::vector<SocketRow> rows = enumerator_.sockets(netns);
+          std::erase_if(rows, [this](const SocketRow &r) {
+            return !row_matches(filter_, r);
+          });
+          keep_gauge_rows(s, std::move(rows));
+          s.sockets_ok = true;
+          if (gauge_interval_ns_) {
+            rows_.sockets = s.sockets;
+            std::copy(std::begin(s.counted_only), std::end(s.counted_only),
+                      rows_.counted_only);
+            rows_at_ = start;
+            have_rows_ = true;
+          }
+        } catch (const std::exception &e) {
+          if (!enum_errors_++)
+            std::fprintf(stderr, "tcptrail: warning: enumerating sockets: %s\n",
+                         e.what());
+        }
       s.enumerate_errors = enum_errors_;
       s.listen = parse_netstat(read_small_file("/proc/net/netstat"));
       const std::string stats_on =
@@ -110,6 +129,12 @@ private:
   mutable bool have_cache_ = false;
   mutable std::uint64_t folded_total_ = 0;
   mutable std::uint64_t enum_errors_ = 0;
+  // --gauge-interval: sockets enumerated at most this often (0: every
+  // collection); the counters are read at every one.
+  std::uint64_t gauge_interval_ns_;
+  mutable ServeSample rows_; // sockets and counted_only only
+  mutable std::uint64_t rows_at_ = 0;
+  mutable bool have_rows_ = false;
 };
 
 // --events: the trace JSON Lines contract, to a file reopened on SIGHUP
@@ -226,7 +251,8 @@ int run_serve(const CommonOptions &opts, const ServeOptions &serve) {
   SocketEnumerator enumerator =
       SocketEnumerator::create(tracer, KernelProbes::instance());
   auto collector = std::make_shared<ServeCollector>(
-      tracer, enumerator, opts.filter, SeriesLimits{serve.max_series});
+      tracer, enumerator, opts.filter, SeriesLimits{serve.max_series},
+      serve.gauge_interval_ns);
 
   std::unique_ptr<prometheus::Exposer> exposer;
   try {

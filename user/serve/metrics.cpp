@@ -222,6 +222,8 @@ void socket_families(std::vector<MetricFamily> &out, const ServeSample &s,
 
   std::map<GroupKey, GroupValue> close_wait, listeners;
   std::map<std::pair<std::uint32_t, std::uint16_t>, std::uint64_t> syn_queue;
+  for (unsigned i = 0; i < TT_SERVE_STATES; ++i)
+    by_state[i] = s.counted_only[i];
   for (const SocketRow &r : s.sockets) {
     const tt_iter_sock &k = r.sock;
     by_state[k.state & (TT_SERVE_STATES - 1)]++;
@@ -444,6 +446,17 @@ std::uint64_t fold_groups(std::map<GroupKey, GroupValue> &groups,
     groups.insert(all[i]);
   groups[{"other", "other"}] = other;
   return folded;
+}
+
+void keep_gauge_rows(ServeSample &sample, std::vector<SocketRow> &&rows) {
+  for (SocketRow &r : rows) {
+    const auto state = static_cast<TcpState>(r.sock.state);
+    if (state == TcpState::Listen || state == TcpState::CloseWait ||
+        state == TcpState::NewSynRecv || r.sock.sk_kind == TT_SK_REQUEST)
+      sample.sockets.push_back(std::move(r));
+    else
+      sample.counted_only[r.sock.state & (TT_SERVE_STATES - 1)]++;
+  }
 }
 
 std::vector<MetricFamily> build_families(const ServeSample &sample,

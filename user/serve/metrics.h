@@ -45,7 +45,10 @@ struct ProgramRun {
 struct ServeSample {
   tt_serve_stats kernel{};        // every CPU's counters added up
   bool sockets_ok = false;        // the enumeration below succeeded
-  std::vector<SocketRow> sockets; // every TCP socket now, with owners
+  std::vector<SocketRow> sockets; // TCP sockets now, with owners
+  // Sockets left out of `sockets` by keep_gauge_rows(), by state: they
+  // count in tcptrail_sockets only.
+  std::uint64_t counted_only[TT_SERVE_STATES] = {};
   std::optional<ListenCounters> listen;
   std::uint64_t events_lost =
       0;                  // ring reservations failed + nested runs skipped
@@ -84,6 +87,11 @@ struct GroupValue {
 // returns the number of sockets folded.
 std::uint64_t fold_groups(std::map<GroupKey, GroupValue> &groups,
                           std::size_t max);
+
+// Moves the rows the labelled gauges need (LISTEN, CLOSE_WAIT, request
+// sockets) into sample.sockets and only counts the others (TIME_WAIT
+// after a storm: tens of thousands) in sample.counted_only.
+void keep_gauge_rows(ServeSample &sample, std::vector<SocketRow> &&rows);
 
 // Builds every family of one scrape. `folded_total` is the running count of
 // folded samples (cumulative across scrapes: a counter); this call adds to it.
