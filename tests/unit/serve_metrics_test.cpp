@@ -1,6 +1,11 @@
 // tcptrail serve's pure logic: the exposition built from synthetic kernel
 // counters and sockets (serialized by prometheus-cpp, as a scrape is),
 // bounded labels and the series cap, /proc/net/netstat, --listen.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -298,6 +303,24 @@ TEST(ServeListen, ParsesNumericAddressAndPort) {
         "127.0.0.1:65536", "127.0.0.1:12x", "::1:10184", "[::1]", "[::1]10184",
         "1.2.3.4:5:6", "[127.0.0.1]:80"})
     EXPECT_FALSE(parse_listen(bad)) << bad;
+}
+
+TEST(ServeListen, TryBindTellsAPortInUse) {
+  const int ls = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(ls, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(ls, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(ls, 1), 0);
+  socklen_t len = sizeof(a);
+  getsockname(ls, reinterpret_cast<sockaddr *>(&a), &len);
+  const auto addr =
+      parse_listen("127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+  ASSERT_TRUE(addr);
+  EXPECT_EQ(try_bind(*addr), "Address already in use");
+  close(ls);
+  EXPECT_EQ(try_bind(*addr), "");
 }
 
 TEST(ServeMetrics, BucketBoundsArePowersOfTwoNanoseconds) {
