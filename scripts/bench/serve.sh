@@ -12,7 +12,8 @@
 #            <= 24 MiB)
 #   soak     --soak S seconds (default 600) of churn through new comms and
 #            ports (a process named churn-N every 0.5 s leaves a CLOSE_WAIT
-#            socket on its own listening port for 5 s), scraped every
+#            socket on its own listening port for 30 s: ~60 groups at a
+#            time, over the cap of 50), scraped every
 #            second with --max-series 50: VmRSS every 30 s (budget: flat)
 #   cost     ns per run of each program under the storm, from serve's own
 #            tcptrail_bpf_program_* metrics (kernel.bpf_stats_enabled=1 for
@@ -154,7 +155,8 @@ PY
     stop_tracer "$TRACER_PID"
     ;;
   soak)
-    start_serve "$BENCH_TMP/soak.log" --max-series 50
+    # Only the bench namespace: other tenants' sockets stay out of the figure.
+    start_serve "$BENCH_TMP/soak.log" --max-series 50 --netns "$NETNS_INODE"
     scraper "$SERVE_PORT"
     ip netns exec "$NETNS" "$PYTHON" - "$soak" <<'PY' &
 import ctypes, os, socket, sys, time
@@ -168,13 +170,19 @@ while time.monotonic() < end:
         libc.prctl(15, f"churn-{n}".encode(), 0, 0, 0)
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", 30000 + n % 5000))
+        port = 30000 + n % 5000
+        for _ in range(100):  # an earlier client may hold it (ephemeral)
+            try:
+                ls.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                port = 30000 + (port + 1 - 30000) % 5000
         ls.listen(4)
         c = socket.socket()
-        c.connect(("127.0.0.1", 30000 + n % 5000))
+        c.connect(("127.0.0.1", port))
         a, _ = ls.accept()
         c.close()  # a is now in CLOSE_WAIT, held by churn-N
-        time.sleep(5)
+        time.sleep(30)
         os._exit(0)
     time.sleep(0.5)
     while True:  # reap
@@ -183,7 +191,7 @@ while time.monotonic() < end:
                 break
         except ChildProcessError:
             break
-time.sleep(6)
+time.sleep(31)
 PY
     churn=$!
     STARTED_PIDS+=("$churn")
