@@ -69,6 +69,13 @@ const volatile __u32 cfg_no_retransmits __weak = 0;
  * have_rst_reason() in core_fixes.bpf.h). */
 const volatile __u32 cfg_rst_reason __weak = 0;
 const volatile __u32 cfg_no_resets __weak = 0;
+/*
+ * serve: count transitions, ends, segments and times into serve_stats (see
+ * events.h) as well as, or (cfg_serve_no_records) instead of, sending
+ * records through the ring.
+ */
+const volatile __u32 cfg_serve __weak = 0;
+const volatile __u32 cfg_serve_no_records __weak = 0;
 /* Each CPU wakes the consumer once it has submitted this many bytes since its
  * last wake-up; the consumer also drains on a timer. 0: wake on every record. */
 const volatile __u64 cfg_wakeup_cpu_bytes __weak = 0;
@@ -149,6 +156,14 @@ struct {
 	__type(value, __u8);
 } cgroup_verdicts SEC(".maps") __weak;
 
+/* serve: this CPU's counters (cfg_serve), added up by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tt_serve_stats);
+} serve_stats SEC(".maps") __weak;
+
 /* sock_info.flags beyond the TT_F_* ones it shares with events */
 #define SI_RST_SENT (1U << 0)
 #define SI_RST_RCVD (1U << 1)
@@ -172,9 +187,10 @@ struct sock_info {
 	__u8 state;       /* state entered at state_ts; 0 = not seen */
 	__u8 flags;       /* TT_F_ISN_*, TT_F_ACTIVE, TT_F_PASSIVE, TT_F_OWNER */
 	__u8 si_flags;    /* SI_* */
-	__u8 _pad;
+	__u8 serve_abort; /* serve: 1 + role of an abrupt close counted "closed" */
 	char comm[TT_COMM_LEN];
 	__u64 cgroup_id; /* owner's cgroup (v2) id (TT_F_OWNER), 0 if unknown */
+	__u64 born_ts;    /* serve: SYN_SENT or SYN_RECV entered (0: unknown) */
 	/* History mode (cfg_aggregate) only, below. */
 	__u64 listener_cookie; /* a listener's own cookie, copied to its children */
 	__u16 resets_sent;

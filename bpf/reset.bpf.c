@@ -5,7 +5,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
-#include "sock.bpf.h"
+#include "serve.bpf.h"
 
 #define TCP_FLAG_ACK_BIT 0x10
 
@@ -91,6 +91,13 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 	fill_owner(s, info, tp ? (const struct sock *)tp : NULL);
 	if (!filter_pass(s, state, state))
 		return 0;
+	if (cfg_serve) {
+		serve_seg(what == TT_RESET_SENT ? TT_SEG_RST_SENT : TT_SEG_RST_RECEIVED);
+		if (what == TT_RESET_SENT && state == TCP_CLOSE)
+			serve_abort_rst(info);
+		if (cfg_serve_no_records)
+			return 0;
+	}
 
 	ev = ring_reserve(sizeof(*ev));
 	if (!ev)

@@ -5,7 +5,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
-#include "sock.bpf.h"
+#include "serve.bpf.h"
 
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
@@ -43,6 +43,11 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	fill_owner(&s, info, sk);
 	if (!filter_pass(&s, state, state))
 		return 0;
+	if (cfg_serve) {
+		serve_seg(state == TCP_SYN_SENT ? TT_SEG_RETRANS_SYN : TT_SEG_RETRANS_DATA);
+		if (cfg_serve_no_records)
+			return 0;
+	}
 
 	ev = ring_reserve(sizeof(*ev));
 	if (!ev)
@@ -79,6 +84,11 @@ int BPF_PROG(handle_tcp_retransmit_synack, const struct sock *sk, const struct r
 	fill_owner(&s, info, sk);
 	if (!filter_pass(&s, TCP_NEW_SYN_RECV, TCP_NEW_SYN_RECV))
 		return 0;
+	if (cfg_serve) {
+		serve_seg(TT_SEG_RETRANS_SYNACK);
+		if (cfg_serve_no_records)
+			return 0;
+	}
 
 	ev = ring_reserve(sizeof(*ev));
 	if (!ev)

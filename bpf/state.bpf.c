@@ -8,6 +8,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "conn.bpf.h"
+#include "serve.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -185,12 +186,15 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		 * identity it has by then: one model on every kernel.
 		 */
 		info->si_flags = s.rport ? 0 : SI_BIRTH_PENDING;
+		info->born_ts = now;
 		conn_reset(info); /* keeps listener_cookie: the listener's */
 	} else {
 		if (new == TCP_SYN_SENT || new == TCP_LISTEN) {
 			/* A new life: connect() or listen(), perhaps again. */
 			info->flags = new == TCP_SYN_SENT ? TT_F_ACTIVE : 0;
 			info->si_flags = 0;
+			info->serve_abort = 0;
+			info->born_ts = new == TCP_SYN_SENT ? now : 0;
 			conn_reset(info);
 			info->listener_cookie = 0;
 		}
@@ -293,6 +297,11 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	}
 	if (!filter_pass(&s, old, new))
 		goto out;
+	if (cfg_serve) {
+		serve_transition(info, old, new, flags, detail, err, old_ns, now);
+		if (cfg_serve_no_records)
+			goto out;
+	}
 
 	if (stage) {
 		mine = stage_mine(stage);

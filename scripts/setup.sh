@@ -19,6 +19,9 @@ pkgs=(
   libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64
   libfmt-dev:arm64
   libxml2-dev libxml2-utils tshark librsvg2-bin # ladder: SVG checks, tshark, PNG
+  prometheus-cpp-dev                   # serve: exposition + HTTP server
+  prometheus                           # serve tests: the real server, promtool
+  python3-yaml                         # packaging checks: DaemonSet YAML
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -42,6 +45,12 @@ if ((${#missing[@]})); then
     debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The prometheus package starts its own server where systemd runs: the tests
+# start theirs, on their own ports.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -62,6 +62,18 @@ else
   failed=$((failed + 1))
 fi
 
+# ---- packaging (issue 18): the serve systemd unit (systemd-analyze verify)
+# and the Kubernetes DaemonSet (YAML, required fields, capabilities).
+echo "== serve packaging"
+"$root/scripts/check-packaging.sh" "$root/build" 2>&1 | tee "$log" || rc=1
+line=$(grep -E '^packaging: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1 || true)
+if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  failed=$((failed + 1))
+fi
+
 # ---- the kernel matrix (issue 16): every kernel users run, under QEMU.
 if ((matrix)); then
   echo "== kernel matrix"

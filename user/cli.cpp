@@ -273,6 +273,35 @@ int run_cli(int argc, char **argv) {
   ladder_cmd->add_flag("--ascii", ladder_cfg.ascii,
                        "text: ASCII lines instead of Unicode box drawing");
 
+  CommonOptions serve_opts;
+  ServeOptions serve_cfg;
+  CLI::App *serve = app.add_subcommand(
+      "serve", "Prometheus metrics on /metrics (counted in the kernel), "
+               "per-scrape socket gauges, optional JSON Lines events");
+  add_common(serve, serve_opts);
+  // Output shaping does not apply to metrics (events are JSON Lines).
+  for (const char *name : {"--format", "--time", "--raw-seq", "--no-color",
+                           "--count"})
+    serve->remove_option(serve->get_option(name));
+  serve
+      ->add_option("--listen", serve_cfg.listen,
+                   "address and port of the metrics endpoint (default "
+                   "127.0.0.1:10184; [::1]:PORT for IPv6)")
+      ->type_name("ADDR:PORT");
+  serve
+      ->add_option("--events", serve_cfg.events,
+                   "also write every event as JSON Lines (the trace -f json "
+                   "contract) to FILE, or - for stdout; SIGHUP reopens FILE")
+      ->type_name("FILE");
+  serve
+      ->add_option("--max-series", serve_cfg.max_series,
+                   "series per labelled per-scrape metric; the rest are "
+                   "added up into comm=\"other\" (default 1000)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  add_duration(serve, "--gauge-interval", serve_cfg.gauge_interval_ns, true,
+               "enumerate sockets for the per-scrape gauges at most this "
+               "often (default 0: every scrape; counters are always fresh)");
+
   std::string doctor_format = "text";
   CLI::App *doctor = app.add_subcommand(
       "doctor", "what this kernel lets tcptrail do: kernel, BTF, each "
@@ -343,6 +372,8 @@ int run_cli(int argc, char **argv) {
     return run_diagnose(resolved(diagnose_opts));
   if (ladder_cmd->parsed())
     return run_ladder(resolved(ladder_opts), ladder_cfg);
+  if (serve->parsed())
+    return run_serve(resolved(serve_opts), serve_cfg);
   if (doctor->parsed())
     return run_doctor(doctor_format == "json");
   return 2;

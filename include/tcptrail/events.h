@@ -275,4 +275,53 @@ struct tt_iter_file {
 	__u64 cgroup_id; /* the process's cgroup (v2) id, 0 when unknown */
 };
 
+/*
+ * tcptrail serve: counters and histograms aggregated in the kernel, in the
+ * per-CPU array serve_stats (one entry, one struct per CPU). A scrape reads
+ * every CPU's copy and adds them up; nothing goes through the ring.
+ */
+#define TT_SERVE_STATES 16 /* transitions[from][to], TCP state values */
+#define TT_SERVE_ROLES 3   /* ends[role][...]: TT_ROLE_* */
+#define TT_SERVE_ENDS 8    /* ends[...][end]: TT_END_* */
+#define TT_SERVE_HISTS 5   /* hist[h][...]: TT_HIST_* */
+#define TT_SERVE_BUCKETS 64 /* hist[...][b]: ns in [2^b, 2^(b+1)), b = 0: < 2 ns */
+#define TT_SERVE_SEGS 8    /* segs[]: TT_SEG_* */
+
+/* ends[role]: who opened the connection (history's ConnRole) */
+#define TT_ROLE_UNKNOWN 0
+#define TT_ROLE_ACTIVE 1
+#define TT_ROLE_PASSIVE 2
+
+/* ends[][end]: how it ended; history's ConnEnd values (user/history/record.h) */
+#define TT_END_CLOSED 0
+#define TT_END_RESET_SENT 1
+#define TT_END_RESET_RECEIVED 2
+#define TT_END_REFUSED 3
+#define TT_END_TIMEOUT 4
+#define TT_END_ORPHAN_FIN_WAIT2 6
+
+/* hist[h] */
+#define TT_HIST_HANDSHAKE_ACTIVE 0  /* SYN_SENT -> ESTABLISHED */
+#define TT_HIST_HANDSHAKE_PASSIVE 1 /* SYN_RECV -> ESTABLISHED */
+#define TT_HIST_LIFETIME 2          /* SYN_SENT / SYN_RECV entered -> end */
+#define TT_HIST_CLOSE_WAIT 3        /* time in CLOSE_WAIT */
+#define TT_HIST_FIN_WAIT2 4         /* time in FIN_WAIT2 */
+
+/* segs[] */
+#define TT_SEG_RETRANS_DATA 0
+#define TT_SEG_RETRANS_SYN 1
+#define TT_SEG_RETRANS_SYNACK 2
+#define TT_SEG_RST_SENT 3
+#define TT_SEG_RST_RECEIVED 4
+
+/* 4,928 bytes per CPU. */
+struct tt_serve_stats {
+	__u64 transitions[TT_SERVE_STATES][TT_SERVE_STATES];
+	__u64 ends[TT_SERVE_ROLES][TT_SERVE_ENDS];
+	__u64 segs[TT_SERVE_SEGS];
+	__u64 hist_sum_ns[TT_SERVE_HISTS];
+	__u64 _pad[3];
+	__u64 hist[TT_SERVE_HISTS][TT_SERVE_BUCKETS];
+};
+
 #endif /* TCPTRAIL_EVENTS_H */

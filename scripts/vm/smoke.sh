@@ -129,7 +129,7 @@ live_snapshot() {
 echo "smoke: kernel $(uname -r)"
 check doctor "$tt" doctor
 check doctor-json sh -c "'$tt' doctor -f json | python3 -m json.tool"
-for sub in trace history snapshot leaks diagnose ladder; do
+for sub in trace history snapshot leaks diagnose ladder serve; do
   check "attach-$sub" "$tt" "$sub" --exit-after-attach
 done
 check live-trace live_trace

@@ -136,3 +136,12 @@ TEST(AbiTest, FlagsAreDistinctBits) {
 }
 
 } // namespace
+
+// tcptrail serve: the per-CPU counters, summed by user space as __u64 words.
+static_assert(sizeof(tt_serve_stats) == 4928);
+static_assert(sizeof(tt_serve_stats) % 8 == 0);
+static_assert(offsetof(tt_serve_stats, transitions) == 0);
+static_assert(offsetof(tt_serve_stats, ends) == 2048);
+static_assert(offsetof(tt_serve_stats, segs) == 2240);
+static_assert(offsetof(tt_serve_stats, hist_sum_ns) == 2304);
+static_assert(offsetof(tt_serve_stats, hist) == 2368);

@@ -184,6 +184,10 @@ TracerConfig config_of(Mode m) {
     cfg.want_retransmits = false;
     cfg.want_resets = false;
     break;
+  case Mode::Serve:
+    cfg.serve = true;
+    cfg.iterators = true;
+    break;
   }
   return cfg;
 }
@@ -265,7 +269,8 @@ TEST(PlanPrograms, ARefusedRequiredProgramIsAnErrorPointingToDoctor) {
               std::string::npos);
     EXPECT_NE(e.hint().find("tcptrail doctor"), std::string::npos);
   }
-  for (Mode m : {Mode::Trace, Mode::History, Mode::Leaks, Mode::Diagnose})
+  for (Mode m : {Mode::Trace, Mode::History, Mode::Leaks, Mode::Diagnose,
+                 Mode::Serve})
     EXPECT_EQ(assess(m, probes).status, ModeStatus::Unavailable);
   EXPECT_EQ(assess(Mode::Snapshot, probes).status, ModeStatus::Ok);
 }
@@ -279,6 +284,27 @@ TEST(PlanPrograms, WithoutIteratorsSnapshotEnumeratesWithSockDiag) {
   EXPECT_EQ(assess(Mode::Snapshot, probes).status, ModeStatus::Ok);
   // Tracing only loses the owners of sockets open at start.
   EXPECT_EQ(assess(Mode::Trace, probes).status, ModeStatus::Degraded);
+}
+
+TEST(PlanPrograms, ServeCountsWithTheTracingProgramsAndEnumerates) {
+  KernelProbes probes = fake_kernel();
+  const ProgramPlan plan = plan_programs(config_of(Mode::Serve), probes);
+  for (const char *p :
+       {"handle_inet_sock_set_state", "handle_tcp_retransmit_skb",
+        "handle_tcp_retransmit_synack", "handle_tcp_send_reset",
+        "handle_tcp_receive_reset", "dump_tcp", "dump_task_file"})
+    EXPECT_TRUE(loads(plan, p)) << p;
+  // No batches (nothing per transition goes to the ring) and no paths.
+  EXPECT_FALSE(loads(plan, "flush_stage"));
+  EXPECT_FALSE(loads(plan, "dump_open_conns"));
+  // Hardened: no iterators. Serve still runs, on sock_diag.
+  KernelProbes hardened =
+      fake_kernel({Feature::IterTcp, Feature::IterTaskFile});
+  const ProgramPlan h = plan_programs(config_of(Mode::Serve), hardened);
+  EXPECT_TRUE(loads(h, "handle_inet_sock_set_state"));
+  EXPECT_FALSE(loads(h, "dump_tcp"));
+  EXPECT_EQ(assess(Mode::Serve, hardened).status, ModeStatus::Degraded);
+  EXPECT_EQ(mode_name(Mode::Serve), "serve");
 }
 
 TEST(ProgramTable, EveryProgramHasAModeAndEveryLossIsNamed) {

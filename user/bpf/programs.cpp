@@ -9,21 +9,27 @@ constexpr std::uint8_t kHistory = mode_bit(Mode::History);
 constexpr std::uint8_t kSnapshot = mode_bit(Mode::Snapshot);
 constexpr std::uint8_t kLeaks = mode_bit(Mode::Leaks);
 constexpr std::uint8_t kDiagnose = mode_bit(Mode::Diagnose);
-constexpr std::uint8_t kTracing = kTrace | kHistory | kLeaks | kDiagnose;
+constexpr std::uint8_t kServe = mode_bit(Mode::Serve);
+constexpr std::uint8_t kTracing =
+    kTrace | kHistory | kLeaks | kDiagnose | kServe;
 
 constexpr ProgramSpec kPrograms[] = {
     {"handle_inet_sock_set_state", kTracing, Need::Required,
      Feature::TpInetSockSetState, {}},
-    {"handle_tcp_retransmit_skb", kTrace | kHistory | kDiagnose, Need::Optional,
+    {"handle_tcp_retransmit_skb", kTrace | kHistory | kDiagnose | kServe,
+     Need::Optional,
      Feature::TpRetransmitSkb,
      "no retransmit events or counts; a connect() that times out shows no "
      "local port"},
-    {"handle_tcp_retransmit_synack", kTrace | kDiagnose, Need::Optional,
+    {"handle_tcp_retransmit_synack", kTrace | kDiagnose | kServe,
+     Need::Optional,
      Feature::TpRetransmitSynack,
      "no SYN-ACK retransmits (half-open connections, SYN backlog trouble)"},
-    {"handle_tcp_send_reset", kTrace | kHistory | kDiagnose, Need::Optional,
+    {"handle_tcp_send_reset", kTrace | kHistory | kDiagnose | kServe,
+     Need::Optional,
      Feature::TpSendReset, "no RSTs sent (refused connections show no RST)"},
-    {"handle_tcp_receive_reset", kTrace | kHistory | kDiagnose, Need::Optional,
+    {"handle_tcp_receive_reset", kTrace | kHistory | kDiagnose | kServe,
+     Need::Optional,
      Feature::TpReceiveReset,
      "no RSTs received (resets are told from the socket error only)"},
     {"flush_stage", kTrace | kHistory | kDiagnose, Need::Alternative,
@@ -39,10 +45,10 @@ constexpr ProgramSpec kPrograms[] = {
      "same output; more ring traffic)"},
     {"dump_unstored_counters", kHistory, Need::Optional, Feature::IterTaskFile,
      "open connections show the byte counts of their last transition"},
-    {"dump_tcp", kSnapshot | kLeaks, Need::Alternative, Feature::IterTcp,
+    {"dump_tcp", kSnapshot | kLeaks | kServe, Need::Alternative, Feature::IterTcp,
      "sockets from sock_diag (snapshot/enumerate.h): no seq/ack numbers, "
      "ages or owners known to the tracer"},
-    {"dump_task_file", kSnapshot | kLeaks, Need::Alternative,
+    {"dump_task_file", kSnapshot | kLeaks | kServe, Need::Alternative,
      Feature::IterTaskFile, "owners from a walk of /proc/*/fd"},
 };
 
@@ -60,6 +66,8 @@ std::string_view mode_name(Mode m) {
     return "leaks";
   case Mode::Diagnose:
     return "diagnose";
+  case Mode::Serve:
+    return "serve";
   }
   return "?";
 }

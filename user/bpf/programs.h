@@ -14,9 +14,17 @@
 
 namespace tcptrail {
 
-enum class Mode : std::uint8_t { Trace, History, Snapshot, Leaks, Diagnose };
-inline constexpr Mode kModes[] = {Mode::Trace, Mode::History, Mode::Snapshot,
-                                  Mode::Leaks, Mode::Diagnose};
+enum class Mode : std::uint8_t {
+  Trace,
+  History,
+  Snapshot,
+  Leaks,
+  Diagnose,
+  Serve
+};
+inline constexpr Mode kModes[] = {Mode::Trace,  Mode::History,
+                                  Mode::Snapshot, Mode::Leaks,
+                                  Mode::Diagnose, Mode::Serve};
 std::string_view mode_name(Mode m);
 
 constexpr std::uint8_t mode_bit(Mode m) {

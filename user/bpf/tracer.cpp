@@ -526,6 +526,8 @@ int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
   ro->cfg_kernel_paths = kernel_paths ? 1 : 0;
   ro->cfg_lazy_storage = cfg.lazy_storage ? 1 : 0;
   ro->cfg_batch = bpf_program__autoload(skel->progs.flush_stage) ? 1 : 0;
+  ro->cfg_serve = cfg.serve ? 1 : 0;
+  ro->cfg_serve_no_records = cfg.serve && !cfg.serve_records ? 1 : 0;
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
   ro->cfg_rst_reason =
@@ -765,6 +767,49 @@ TracerStats Tracer::stats() const {
     __u32 len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
       out.missed += info.recursion_misses;
+  }
+  return out;
+}
+
+tt_serve_stats Tracer::serve_stats() const {
+  tt_serve_stats sum{};
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0)
+    throw Error(fmt::format("counting the possible CPUs: {}", errno_text(cpus)));
+  // A per-CPU value is rounded up to 8 bytes per CPU (already a multiple).
+  std::vector<tt_serve_stats> per_cpu(static_cast<std::size_t>(cpus));
+  const __u32 zero = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.serve_stats), &zero,
+                          per_cpu.data()) != 0)
+    throw Error(fmt::format("reading the serve_stats map: {}",
+                            errno_text(errno)));
+  // The struct is all __u64: add it up as an array.
+  constexpr std::size_t kWords = sizeof(tt_serve_stats) / sizeof(__u64);
+  static_assert(sizeof(tt_serve_stats) % sizeof(__u64) == 0);
+  __u64 total[kWords] = {};
+  for (const tt_serve_stats &one : per_cpu) {
+    __u64 words[kWords];
+    std::memcpy(words, &one, sizeof(words));
+    for (std::size_t i = 0; i < kWords; ++i)
+      total[i] += words[i];
+  }
+  std::memcpy(&sum, total, sizeof(sum));
+  return sum;
+}
+
+std::vector<ProgramRunStats> Tracer::program_run_stats() const {
+  std::vector<ProgramRunStats> out;
+  bpf_program *prog;
+  bpf_object__for_each_program(prog, impl_->skel->obj) {
+    const int fd = bpf_program__fd(prog);
+    if (fd < 0)
+      continue;
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+      continue;
+    out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt,
+                   info.recursion_misses});
   }
   return out;
 }

@@ -58,6 +58,11 @@ struct TracerConfig {
   bool batch = false;
   // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
   bool tracepoints = true;
+  // serve: the tracepoint programs count into the per-CPU serve_stats map
+  // (serve_stats()); with serve_records they also send their records
+  // through the ring (serve --events), else the ring stays empty.
+  bool serve = false;
+  bool serve_records = false;
   // Load the iterator programs (bpf/iter.bpf.c). They are never attached by
   // create(): user/bpf/iter.h creates iterator links on demand.
   bool iterators = false;
@@ -75,6 +80,15 @@ struct TracerStats {
   // Batched mode: records that reached user space after a newer one had
   // been handed on (never expected; see Reorder::late()).
   std::uint64_t late = 0;
+};
+
+// One loaded program's run statistics (bpf_prog_info), counted by the
+// kernel only while kernel.bpf_stats_enabled is 1.
+struct ProgramRunStats {
+  std::string name;
+  std::uint64_t run_time_ns = 0;
+  std::uint64_t run_cnt = 0;
+  std::uint64_t recursion_misses = 0;
 };
 
 // The programs a configuration loads on this kernel (program_table()
@@ -109,6 +123,11 @@ public:
   int finish(EventSink &sink);
 
   TracerStats stats() const;
+  // serve: every CPU's serve_stats added up. Works after capabilities are
+  // dropped (a lookup on the map's fd). Throws tcptrail::Error on failure.
+  tt_serve_stats serve_stats() const;
+  // Every loaded program's run statistics.
+  std::vector<ProgramRunStats> program_run_stats() const;
 
   // History mode: the connections still open (records without TT_CF_ENDED),
   // passed one by one to `fn`, from the socket storage iterator. Works after

@@ -1,6 +1,7 @@
 // Subcommands. Each returns the process exit code.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -35,6 +36,16 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks);
 // tcptrail diagnose: trace for --duration (default 10s), then a report of
 // verdicts. Returns 0 without problems, 3 with problems, 2 on misuse.
 int run_diagnose(const CommonOptions &opts);
+struct ServeOptions {
+  std::string listen;      // ADDR:PORT; empty: 127.0.0.1:kDefaultServePort
+  std::string events;      // JSON Lines events to this file, "-" stdout
+  std::size_t max_series = 1000; // per labelled per-scrape family
+  std::uint64_t gauge_interval_ns = 0; // enumerate at most this often
+};
+// tcptrail serve: Prometheus metrics on /metrics (counted in the kernel),
+// JSON Lines events with --events; until SIGINT/SIGTERM. SIGHUP reopens the
+// events file.
+int run_serve(const CommonOptions &opts, const ServeOptions &serve);
 // tcptrail doctor: the kernel, each feature tcptrail uses (probed) and each
 // subcommand's status. Returns 0 when every subcommand can run, 3 when one
 // cannot.
