@@ -178,6 +178,33 @@ TEST(ServeMetrics, CloseWaitByOwnerAndListeningPortWithOldestAge) {
   EXPECT_EQ(text.find("198.18"), std::string::npos);
 }
 
+TEST(ServeMetrics, OwnersInContainersGetAContainerLabel) {
+  const std::string id(64, 'c');
+  ServeSample s;
+  s.sockets_ok = true;
+  SocketRow in = row(1, TcpState::CloseWait, 40000, "api", kSec);
+  in.sock.cgroup_id = 77;
+  SocketRow out = row(2, TcpState::CloseWait, 40000, "api", kSec);
+  out.sock.cgroup_id = 78; // a cgroup outside containers
+  SocketRow lis = row(3, TcpState::Listen, 8080, "api");
+  lis.sock.cgroup_id = 77;
+  s.sockets = {in, out, lis};
+  s.containers[77] = id;
+  std::uint64_t folded = 0;
+  const std::string text = expose(s, 1000, folded);
+  EXPECT_TRUE(has_line(text, "tcptrail_close_wait_sockets{comm=\"api\","
+                             "container=\"" +
+                                 id + "\",lport=\"ephemeral\"} 1"))
+      << text;
+  EXPECT_TRUE(has_line(text, "tcptrail_close_wait_sockets{comm=\"api\","
+                             "lport=\"ephemeral\"} 1"))
+      << text;
+  EXPECT_TRUE(has_line(text, "tcptrail_listen_accept_queue_limit{comm=\"api\","
+                             "container=\"" +
+                                 id + "\",lport=\"8080\"} 0"))
+      << text;
+}
+
 TEST(ServeMetrics, KeepGaugeRowsCountsTheOthersOnly) {
   std::vector<SocketRow> rows;
   rows.push_back(row(1, TcpState::Listen, 8080, "api"));

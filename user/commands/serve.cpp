@@ -22,6 +22,7 @@
 #include <prometheus/exposer.h>
 
 #include "bpf/iter.h"
+#include "cgroup.h"
 #include "bpf/probe.h"
 #include "commands/commands.h"
 #include "commands/session.h"
@@ -102,6 +103,20 @@ public:
             std::fprintf(stderr, "tcptrail: warning: enumerating sockets: %s\n",
                          e.what());
         }
+      // Owners in containers: their groups get a container label. The
+      // collector's own tree, used under mu_ only (find() may walk).
+      if (s.sockets_ok) {
+        if (!cgroups_tried_) {
+          cgroups_ = CgroupTree::open();
+          cgroups_tried_ = true;
+        }
+        if (cgroups_)
+          for (const SocketRow &r : s.sockets)
+            if (r.sock.cgroup_id && !s.containers.count(r.sock.cgroup_id))
+              if (const CgroupInfo *c = cgroups_->find(r.sock.cgroup_id);
+                  c && !c->container.id.empty())
+                s.containers[r.sock.cgroup_id] = c->container.id;
+      }
       s.enumerate_errors = enum_errors_;
       s.listen = parse_netstat(read_small_file("/proc/net/netstat"));
       const std::string stats_on =
@@ -140,6 +155,8 @@ private:
   // collection); the counters are read at every one.
   std::uint64_t gauge_interval_ns_;
   mutable ServeSample rows_; // sockets and counted_only only
+  mutable std::unique_ptr<CgroupTree> cgroups_; // nullptr without cgroup2
+  mutable bool cgroups_tried_ = false;
   mutable std::uint64_t rows_at_ = 0;
   mutable bool have_rows_ = false;
 };

@@ -94,6 +94,21 @@ std::string state_label(unsigned state) {
   return std::to_string(state);
 }
 
+// The owner's container id, or "" outside containers.
+std::string container_label(const ServeSample &s, const SocketRow &row) {
+  const auto it = s.containers.find(row.sock.cgroup_id);
+  return it == s.containers.end() ? std::string() : it->second;
+}
+
+// comm, container (only for owners in one), lport.
+std::vector<ClientMetric::Label> group_labels(const GroupKey &key) {
+  std::vector<ClientMetric::Label> l{{"comm", key.comm}};
+  if (!key.container.empty())
+    l.push_back({"container", key.container});
+  l.push_back({"lport", key.lport});
+  return l;
+}
+
 std::string comm_label(const SocketRow &row) {
   if (row.owners.empty())
     return "unknown";
@@ -228,9 +243,11 @@ void socket_families(std::vector<MetricFamily> &out, const ServeSample &s,
     const tt_iter_sock &k = r.sock;
     by_state[k.state & (TT_SERVE_STATES - 1)]++;
     if (k.state == static_cast<std::uint8_t>(TcpState::CloseWait)) {
-      GroupKey key{comm_label(r), listening.count({k.netns, k.lport})
-                                      ? std::to_string(k.lport)
-                                      : std::string("ephemeral")};
+      GroupKey key{comm_label(r),
+                   listening.count({k.netns, k.lport})
+                       ? std::to_string(k.lport)
+                       : std::string("ephemeral"),
+                   container_label(s, r)};
       GroupValue &v = close_wait[key];
       v.sockets++;
       const SocketAge age = socket_age(k);
@@ -239,7 +256,8 @@ void socket_families(std::vector<MetricFamily> &out, const ServeSample &s,
         v.age_known = true;
       }
     } else if (k.state == static_cast<std::uint8_t>(TcpState::Listen)) {
-      GroupValue &v = listeners[{comm_label(r), std::to_string(k.lport)}];
+      GroupValue &v = listeners[{comm_label(r), std::to_string(k.lport),
+                                 container_label(s, r)}];
       v.sockets++;
       v.accept_len += k.rx_queue;
       v.accept_max += k.tx_queue;
@@ -281,10 +299,9 @@ void socket_families(std::vector<MetricFamily> &out, const ServeSample &s,
       "a proven lower bound); groups without a known age are left out",
       MetricType::Gauge);
   for (const auto &[key, v] : close_wait) {
-    add_gauge(cwn, {{"comm", key.comm}, {"lport", key.lport}},
-              static_cast<double>(v.sockets));
+    add_gauge(cwn, group_labels(key), static_cast<double>(v.sockets));
     if (v.age_known)
-      add_gauge(cwa, {{"comm", key.comm}, {"lport", key.lport}},
+      add_gauge(cwa, group_labels(key),
                 static_cast<double>(v.oldest_ns) / kNsPerSecond);
   }
   out.push_back(std::move(cwn));
@@ -301,8 +318,7 @@ void socket_families(std::vector<MetricFamily> &out, const ServeSample &s,
       "half-open connections (request sockets, NEW_SYN_RECV) of listeners",
       MetricType::Gauge);
   for (const auto &[key, v] : listeners) {
-    const std::vector<ClientMetric::Label> l = {{"comm", key.comm},
-                                                {"lport", key.lport}};
+    const std::vector<ClientMetric::Label> l = group_labels(key);
     add_gauge(ql, l, static_cast<double>(v.accept_len));
     add_gauge(qm, l, static_cast<double>(v.accept_max));
     add_gauge(sq, l, static_cast<double>(v.syn_len));
@@ -444,7 +460,7 @@ std::uint64_t fold_groups(std::map<GroupKey, GroupValue> &groups,
   groups.clear();
   for (std::size_t i = 0; i + 1 < max; ++i)
     groups.insert(all[i]);
-  groups[{"other", "other"}] = other;
+  groups[{"other", "other", ""}] = other;
   return folded;
 }
 

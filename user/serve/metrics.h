@@ -6,12 +6,12 @@
 //
 // Labels are bounded: from/to (TCP states), role, end, kind, state, comm,
 // lport (listening ports only; a CLOSE_WAIT socket on any other local port is
-// lport="ephemeral"), program. Never pids, addresses or four-tuples. Each
+// lport="ephemeral"), container (owners in containers only), program.
+// Never pids, addresses or four-tuples. Each
 // labelled per-scrape family keeps at most SeriesLimits::max_series series:
 // the groups with the most sockets win, the rest are added up into one series
 // whose labels are all "other", and every socket so folded is counted in
-// tcptrail_series_folded_samples_total. A `container` label can join comm in
-// GroupKey when events carry one.
+// tcptrail_series_folded_samples_total.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +49,10 @@ struct ServeSample {
   // Sockets left out of `sockets` by keep_gauge_rows(), by state: they
   // count in tcptrail_sockets only.
   std::uint64_t counted_only[TT_SERVE_STATES] = {};
+  // Owners' cgroup ids -> container ids, for the sockets above whose owner
+  // runs in a container (user/cgroup.h): their groups get a `container`
+  // label.
+  std::map<std::uint64_t, std::string> containers;
   std::optional<ListenCounters> listen;
   std::uint64_t events_lost =
       0;                  // ring reservations failed + nested runs skipped
@@ -66,8 +70,13 @@ struct SeriesLimits {
 struct GroupKey {
   std::string comm;  // owner's comm, escaped; "unknown" without an owner
   std::string lport; // a listening port, or "ephemeral"
+  // The owner's container id; empty (and no `container` label) for an
+  // owner outside containers.
+  std::string container;
   bool operator<(const GroupKey &o) const {
-    return comm != o.comm ? comm < o.comm : lport < o.lport;
+    if (comm != o.comm)
+      return comm < o.comm;
+    return container != o.container ? container < o.container : lport < o.lport;
   }
 };
 
