@@ -13,6 +13,7 @@ pkgs=(
   googletest libgtest-dev nlohmann-json3-dev
   iproute2 nftables iputils-ping tcpdump libcap2-bin util-linux procps
   python3                              # scripts/scenario.sh, bench helpers
+  curl                                 # tests: scraping serve's /metrics
   scdoc zsh                            # man pages; zsh completion test
   lintian debootstrap libzstd-dev      # .deb check, portable binary
   crossbuild-essential-arm64 qemu-system-arm qemu-user-static cpio # arm64

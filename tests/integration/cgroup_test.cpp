@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -521,6 +523,50 @@ TEST_F(CgroupTest, BadArgumentsAreClearErrors) {
   auto ok = run_command(
       {TCPTRAIL_BINARY, "snapshot", "--container", id, "--format", "json"});
   EXPECT_EQ(ok.exit_code, 0) << ok.output;
+}
+
+} // namespace
+} // namespace tcptrail::test
+
+namespace tcptrail::test {
+namespace {
+
+// serve labels a listener's groups with the container its owner runs in.
+TEST_F(CgroupTest, ServeLabelsTheOwnersContainer) {
+  const std::string id = container_id();
+  const std::string scope = cg_->make("system.slice/docker-" + id + ".scope");
+  // A loopback port free now, for the metrics endpoint.
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len), 0);
+  const std::string where = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  close(fd);
+  TracerProcess t({"serve", "--listen", where, "--netns",
+                   std::to_string(net_->inode(Side::B))});
+  TT_START_TRACER(t);
+  Server s = server_in(scope, 5002, "tt-cg-srv");
+  s.listen();
+  const std::string want = "tcptrail_listen_accept_queue_limit{comm=\"tt-cg-"
+                           "srv\",container=\"" +
+                           id + "\",lport=\"5002\"}";
+  std::string text;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    text = run_command({"curl", "-sS", "--max-time", "5",
+                        "http://" + where + "/metrics"})
+               .output;
+    if (text.find(want) != std::string::npos)
+      break;
+    std::this_thread::sleep_for(300ms);
+  }
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  ClientResult c = client(5002);
+  s.finish();
+  EXPECT_EQ(t.stop(), 0) << t.stderr_text();
 }
 
 } // namespace
