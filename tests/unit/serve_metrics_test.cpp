@@ -170,6 +170,8 @@ TEST(ServeMetrics, CloseWaitByOwnerAndListeningPortWithOldestAge) {
                              "\"api\",lport=\"8080\"} 3"));
   EXPECT_TRUE(has_line(text, "tcptrail_listen_accept_queue_limit{comm="
                              "\"api\",lport=\"8080\"} 128"));
+  EXPECT_TRUE(has_line(text, "tcptrail_listen_syn_queue_limit{comm="
+                             "\"api\",lport=\"8080\"} 128"));
   EXPECT_TRUE(has_line(text, "tcptrail_listen_syn_queue_length{comm="
                              "\"api\",lport=\"8080\"} 1"));
   EXPECT_EQ(folded, 0u);

@@ -317,15 +317,27 @@ void socket_families(std::vector<MetricFamily> &out, const ServeSample &s,
       "tcptrail_listen_syn_queue_length",
       "half-open connections (request sockets, NEW_SYN_RECV) of listeners",
       MetricType::Gauge);
+  // The kernel refuses a new request socket once the listener has
+  // sk_max_ack_backlog of them (inet_csk_reqsk_queue_is_full()): the SYN
+  // queue's limit is the backlog too. Without syncookies, unproven SYNs are
+  // dropped earlier, when fewer than tcp_max_syn_backlog / 4 slots remain
+  // (tcp_conn_request()).
+  MetricFamily sm = family(
+      "tcptrail_listen_syn_queue_limit",
+      "listeners' SYN queue limit: the listen() backlog (without syncookies "
+      "the kernel drops unproven SYNs before it, see tcp_max_syn_backlog)",
+      MetricType::Gauge);
   for (const auto &[key, v] : listeners) {
     const std::vector<ClientMetric::Label> l = group_labels(key);
     add_gauge(ql, l, static_cast<double>(v.accept_len));
     add_gauge(qm, l, static_cast<double>(v.accept_max));
     add_gauge(sq, l, static_cast<double>(v.syn_len));
+    add_gauge(sm, l, static_cast<double>(v.accept_max));
   }
   out.push_back(std::move(ql));
   out.push_back(std::move(qm));
   out.push_back(std::move(sq));
+  out.push_back(std::move(sm));
 }
 
 void health_families(std::vector<MetricFamily> &out, const ServeSample &s,
