@@ -1277,21 +1277,29 @@ TEST_F(ReliabilityTest, NoKernelAddressesInOutput) {
     sa.sin_family = AF_INET;
     sa.sin_port = htons(5001);
     inet_pton(AF_INET, TestNet::addr4(Side::B).c_str(), &sa.sin_addr);
-    // Non-blocking: EINPROGRESS is the expected result.
+    // Non-blocking: EINPROGRESS is the expected result. Held open until
+    // the test has seen the retransmission: a fixed 1.5 s was too short on
+    // a loaded CI machine (the timer fired after the close).
     (void)connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
-    std::this_thread::sleep_for(1500ms);
+    ch.send("connecting");
+    (void)ch.receive(20s);
     close(fd);
     ch.send("done");
   });
-  syn.finish();
+  syn.expect("connecting");
   EXPECT_TRUE(wait_socket_end(tracer, normal.pid));
   EXPECT_TRUE(wait_socket_end(tracer, aborted.pid));
-  EXPECT_TRUE(tracer.wait_for([&](const std::vector<Json> &evs) {
-    return std::any_of(evs.begin(), evs.end(), [&](const Json &ev) {
-      return ev.value("event", "") == "retransmit" &&
-             ev.value("pid", -1) == syn.pid();
-    });
-  })) << "no SYN retransmission seen";
+  EXPECT_TRUE(tracer.wait_for(
+      [&](const std::vector<Json> &evs) {
+        return std::any_of(evs.begin(), evs.end(), [&](const Json &ev) {
+          return ev.value("event", "") == "retransmit" &&
+                 ev.value("pid", -1) == syn.pid();
+        });
+      },
+      15s))
+      << "no SYN retransmission seen";
+  syn.send("close");
+  syn.finish();
   EXPECT_EQ(tracer.stop(), 0) << tracer.stderr_text();
 
   const auto events = tracer.events();
