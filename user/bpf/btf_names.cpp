@@ -15,11 +15,7 @@ namespace tcptrail {
 
 namespace {
 
-template <typename T> T load(const std::uint8_t *p) {
-  T v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+using btf_raw::load;
 
 constexpr std::uint16_t kBtfMagic = 0xeB9F;
 
@@ -57,78 +53,77 @@ std::optional<std::size_t> btf_trailer_size(std::uint32_t kind,
   }
 }
 
-bool btf_find(std::span<const std::uint8_t> btf, std::vector<BtfQuery> &queries,
-              std::string &error) {
+bool btf_sections(std::span<const std::uint8_t> raw, BtfSections &out,
+                  std::string &error) {
   // struct btf_header: magic u16, version u8, flags u8, hdr_len u32,
   // type_off u32, type_len u32, str_off u32, str_len u32.
-  if (btf.size() < 24 || load<std::uint16_t>(btf.data()) != kBtfMagic) {
+  if (raw.size() < 24 || load<std::uint16_t>(raw.data()) != kBtfMagic) {
     error = "not BTF (bad magic or size)";
     return false;
   }
-  const auto hdr_len = load<std::uint32_t>(btf.data() + 4);
-  const auto type_off = load<std::uint32_t>(btf.data() + 8);
-  const auto type_len = load<std::uint32_t>(btf.data() + 12);
-  const auto str_off = load<std::uint32_t>(btf.data() + 16);
-  const auto str_len = load<std::uint32_t>(btf.data() + 20);
+  const auto hdr_len = load<std::uint32_t>(raw.data() + 4);
+  const auto type_off = load<std::uint32_t>(raw.data() + 8);
+  const auto type_len = load<std::uint32_t>(raw.data() + 12);
+  const auto str_off = load<std::uint32_t>(raw.data() + 16);
+  const auto str_len = load<std::uint32_t>(raw.data() + 20);
   const std::uint64_t types = std::uint64_t{hdr_len} + type_off;
   const std::uint64_t strs = std::uint64_t{hdr_len} + str_off;
-  if (hdr_len < 24 || types + type_len > btf.size() ||
-      strs + str_len > btf.size() || str_len == 0 ||
-      btf[strs + str_len - 1] != 0) {
+  if (hdr_len < 24 || types + type_len > raw.size() ||
+      strs + str_len > raw.size() || str_len == 0 ||
+      raw[strs + str_len - 1] != 0) {
     error = "BTF sections out of bounds";
     return false;
   }
-  const auto *str = reinterpret_cast<const char *>(btf.data() + strs);
-  auto name_at = [&](std::uint32_t off) -> std::string_view {
-    return off < str_len ? std::string_view(str + off) : std::string_view();
-  };
+  out.types = raw.subspan(types, type_len);
+  out.str = reinterpret_cast<const char *>(raw.data() + strs);
+  out.str_len = str_len;
+  return true;
+}
+
+bool btf_find(std::span<const std::uint8_t> btf, std::vector<BtfQuery> &queries,
+              std::string &error) {
+  BtfSections s;
+  if (!btf_sections(btf, s, error))
+    return false;
   for (BtfQuery &q : queries) {
     q.id = -1;
     q.enumerators.clear();
   }
-
   std::size_t left = queries.size();
-  const std::uint8_t *p = btf.data() + types;
-  const std::uint8_t *end = p + type_len;
-  for (std::int32_t id = 1; p < end && left; ++id) {
-    if (end - p < 12) {
-      error = "truncated BTF type";
-      return false;
-    }
-    const auto name_off = load<std::uint32_t>(p);
-    const auto info = load<std::uint32_t>(p + 4);
-    const std::uint32_t kind = (info >> 24) & 0x1f;
-    const std::uint32_t vlen = info & 0xffff;
-    const auto extra = btf_trailer_size(kind, vlen);
-    if (!extra || static_cast<std::size_t>(end - p - 12) < *extra) {
-      error = extra ? "truncated BTF type" : "unknown BTF kind";
-      return false;
-    }
-    if (name_off) {
-      for (BtfQuery &q : queries) {
-        if (q.id >= 0 || static_cast<std::uint32_t>(q.kind) != kind ||
-            name_at(name_off) != q.name)
-          continue;
-        q.id = id;
-        --left;
-        // ENUM: {name_off u32, val s32}; ENUM64: {name_off, lo32, hi32}.
-        for (std::uint32_t i = 0; i < vlen; ++i) {
-          const std::uint8_t *m = p + 12 + i * (kind == 6 ? 8 : 12);
-          std::int64_t v;
-          if (kind == 6)
-            v = load<std::int32_t>(m + 4);
-          else
-            v = static_cast<std::int64_t>(
-                load<std::uint32_t>(m + 4) |
-                (std::uint64_t{load<std::uint32_t>(m + 8)} << 32));
-          q.enumerators.emplace_back(
-              v, std::string(name_at(load<std::uint32_t>(m))));
+  if (left == 0)
+    return true;
+  return btf_for_each_type(
+      s,
+      [&](std::uint32_t id, const std::uint8_t *p) {
+        const auto name_off = load<std::uint32_t>(p);
+        const auto info = load<std::uint32_t>(p + 4);
+        const std::uint32_t kind = (info >> 24) & 0x1f;
+        const std::uint32_t vlen = info & 0xffff;
+        if (!name_off)
+          return true;
+        for (BtfQuery &q : queries) {
+          if (q.id >= 0 || static_cast<std::uint32_t>(q.kind) != kind ||
+              s.name(name_off) != q.name)
+            continue;
+          q.id = static_cast<std::int32_t>(id);
+          --left;
+          // ENUM: {name_off u32, val s32}; ENUM64: {name_off, lo32, hi32}.
+          for (std::uint32_t i = 0; i < vlen; ++i) {
+            const std::uint8_t *m = p + 12 + i * (kind == 6 ? 8 : 12);
+            std::int64_t v;
+            if (kind == 6)
+              v = load<std::int32_t>(m + 4);
+            else
+              v = static_cast<std::int64_t>(
+                  load<std::uint32_t>(m + 4) |
+                  (std::uint64_t{load<std::uint32_t>(m + 8)} << 32));
+            q.enumerators.emplace_back(
+                v, std::string(s.name(load<std::uint32_t>(m))));
+          }
         }
-      }
-    }
-    p += 12 + *extra;
-  }
-  return true;
+        return left > 0;
+      },
+      error);
 }
 
 BtfFile::~BtfFile() {

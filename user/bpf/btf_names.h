@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -38,6 +39,54 @@ struct BtfQuery {
 // nullopt for a kind this build does not know.
 std::optional<std::size_t> btf_trailer_size(std::uint32_t kind,
                                             std::uint32_t vlen);
+
+namespace btf_raw {
+// A little-endian field of raw BTF, at any alignment.
+template <typename T> T load(const std::uint8_t *p) {
+  T v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+} // namespace btf_raw
+
+// A raw BTF blob's type and string sections, bounds-checked against its
+// header (struct btf_header).
+struct BtfSections {
+  std::span<const std::uint8_t> types;
+  const char *str = nullptr;
+  std::uint32_t str_len = 0; // str[str_len - 1] is '\0'
+  std::string_view name(std::uint32_t off) const {
+    return off < str_len ? std::string_view(str + off) : std::string_view();
+  }
+};
+// False, with `error` set, when `raw` is not well-formed BTF.
+bool btf_sections(std::span<const std::uint8_t> raw, BtfSections &out,
+                  std::string &error);
+
+// Calls fn(id, type) for each type in id order (from 1), `type` pointing at
+// its 12-byte header and trailer, until fn returns false. False, with
+// `error` set, on a truncated type or a kind this build does not know.
+template <typename Fn>
+bool btf_for_each_type(const BtfSections &s, Fn &&fn, std::string &error) {
+  const std::uint8_t *p = s.types.data();
+  const std::uint8_t *end = p + s.types.size();
+  for (std::uint32_t id = 1; p < end; ++id) {
+    if (end - p < 12) {
+      error = "truncated BTF type";
+      return false;
+    }
+    const auto info = btf_raw::load<std::uint32_t>(p + 4);
+    const auto extra = btf_trailer_size((info >> 24) & 0x1f, info & 0xffff);
+    if (!extra || static_cast<std::size_t>(end - p - 12) < *extra) {
+      error = extra ? "truncated BTF type" : "unknown BTF kind";
+      return false;
+    }
+    if (!fn(id, p))
+      return true;
+    p += 12 + *extra;
+  }
+  return true;
+}
 
 // Scans `btf` once and fills in each query's id (first match). Returns
 // false, with `error` set, when the buffer is not well-formed BTF.

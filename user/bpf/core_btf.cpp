@@ -15,11 +15,7 @@ namespace tcptrail {
 
 namespace {
 
-template <typename T> T load(const std::uint8_t *p) {
-  T v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+using btf_raw::load;
 
 template <typename T> void store(std::vector<std::uint8_t> &out, T v) {
   const auto *b = reinterpret_cast<const std::uint8_t *>(&v);
@@ -52,10 +48,9 @@ enum : std::uint32_t {
 // enum bpf_core_relo_kind: BPF_CORE_TYPE_ID_LOCAL needs no kernel type.
 constexpr std::uint32_t kCoreTypeIdLocal = 6;
 
-// A raw BTF blob's type and string sections, and each type's offset.
+// A raw BTF blob's sections, and each type's offset.
 struct Btf {
   const std::uint8_t *types = nullptr;
-  std::uint32_t type_len = 0;
   const char *str = nullptr;
   std::uint32_t str_len = 0;
   std::vector<std::uint32_t> offsets; // by type id; [0] is void
@@ -81,45 +76,21 @@ std::uint32_t vlen_of(const std::uint8_t *t) {
 // Checks the header and indexes every type.
 bool parse_btf(std::span<const std::uint8_t> raw, Btf &btf,
                std::string &error) {
-  if (raw.size() < kHeaderLen || load<std::uint16_t>(raw.data()) != kBtfMagic) {
-    error = "not BTF (bad magic or size)";
+  BtfSections s;
+  if (!btf_sections(raw, s, error))
     return false;
-  }
-  const auto hdr_len = load<std::uint32_t>(raw.data() + 4);
-  const auto type_off = load<std::uint32_t>(raw.data() + 8);
-  const auto type_len = load<std::uint32_t>(raw.data() + 12);
-  const auto str_off = load<std::uint32_t>(raw.data() + 16);
-  const auto str_len = load<std::uint32_t>(raw.data() + 20);
-  const std::uint64_t types = std::uint64_t{hdr_len} + type_off;
-  const std::uint64_t strs = std::uint64_t{hdr_len} + str_off;
-  if (hdr_len < kHeaderLen || types + type_len > raw.size() ||
-      strs + str_len > raw.size() || str_len == 0 ||
-      raw[strs + str_len - 1] != 0) {
-    error = "BTF sections out of bounds";
-    return false;
-  }
-  btf.types = raw.data() + types;
-  btf.type_len = type_len;
-  btf.str = reinterpret_cast<const char *>(raw.data() + strs);
-  btf.str_len = str_len;
+  btf.types = s.types.data();
+  btf.str = s.str;
+  btf.str_len = s.str_len;
   btf.offsets.assign(1, 0);
-  btf.offsets.reserve(type_len / 16);
-  std::uint32_t off = 0;
-  while (off < type_len) {
-    if (type_len - off < 12) {
-      error = "truncated BTF type";
-      return false;
-    }
-    const std::uint8_t *t = btf.types + off;
-    const auto extra = btf_trailer_size(kind_of(t), vlen_of(t));
-    if (!extra || type_len - off - 12 < *extra) {
-      error = extra ? "truncated BTF type" : "unknown BTF kind";
-      return false;
-    }
-    btf.offsets.push_back(off);
-    off += 12 + static_cast<std::uint32_t>(*extra);
-  }
-  return true;
+  btf.offsets.reserve(s.types.size() / 16);
+  return btf_for_each_type(
+      s,
+      [&](std::uint32_t, const std::uint8_t *t) {
+        btf.offsets.push_back(static_cast<std::uint32_t>(t - btf.types));
+        return true;
+      },
+      error);
 }
 
 // Calls ref(byte offset within the type) for each type id the type refers
