@@ -15,6 +15,8 @@
 #   --out DIR       results, one folder per kernel name (default build/vmtest)
 #   --refresh       update the kernel package lists now (else at most once a day)
 #   --verbose       also print the boot console, and the kernel's warnings after
+#   --accel A       kvm, tcg or auto (default; also TCPTRAIL_VMTEST_ACCEL): auto
+#                   uses KVM when /dev/kvm boots the first kernel, else TCG
 #
 # The guest boots with a small busybox initramfs, mounts the host's root
 # read-only over virtiofs under a tmpfs overlay (so it can write anywhere, and
@@ -389,7 +391,7 @@ boot() {
   # 124), and passes on the TERM that cleanup sends it.
   local t0=$EPOCHREALTIME
   timeout -k 10 "$timeout" \
-    qemu-system-x86_64 -accel tcg -cpu max -m 4G -smp 2 -nographic -no-reboot \
+    qemu-system-x86_64 "${accel_args[@]}" -m 4G -smp 2 -nographic -no-reboot \
     -nic none \
     -kernel "$cache/kernels/$rel/vmlinuz" -initrd "$work/initramfs.cpio" \
     -append "console=ttyS0 panic=-1 rdinit=/init mitigations=off" \
@@ -419,11 +421,15 @@ boot() {
     boot_rc=124
   elif [[ -z $rc ]]; then
     log "$name: $rel: the guest did not report an exit status (QEMU exit $qemu_rc); last console lines ($dest/console.log):"
-    tail -15 "$dest/console.log" | sed 's/^/  | /' >&2
-    sed 's/^/  qemu: /' "$work/qemu.log" >&2
-    sed 's/^/  virtiofsd: /' "$work/virtiofsd.log" >&2
-    grep -i -m3 -E 'triple|fault' "$work/qemu-debug.log" | sed 's/^/  qemu -d: /' >&2
-    cp "$work/qemu-debug.log" "$dest/" 2>/dev/null
+    # Diagnostics only: none of them may end the script (set -e), which
+    # would skip the retry below.
+    {
+      tail -15 "$dest/console.log" | sed 's/^/  | /'
+      sed 's/^/  qemu: /' "$work/qemu.log"
+      sed 's/^/  virtiofsd: /' "$work/virtiofsd.log"
+      grep -i -m3 -E 'triple|fault' "$work/qemu-debug.log" | sed 's/^/  qemu -d: /'
+      cp "$work/qemu-debug.log" "$dest/"
+    } >&2 2>/dev/null || true
     boot_rc=125
   else
     boot_rc=$rc
@@ -440,10 +446,63 @@ boot() {
   exec {dest_lock}>&-
 }
 
+# ---- accelerator ---------------------------------------------------------------
+# KVM when it works, TCG otherwise. /dev/kvm opening is not enough: a nested
+# or software hypervisor may create VMs and still fail a stock kernel (QEMU
+# aborts on "failed to set MSR 0x10a" with plain -cpu host where
+# IA32_ARCH_CAPABILITIES is not passed through; a PVM host, kvm_pvm, stops
+# Debian's kernel in its decompressor with "KVM internal error"). So the probe
+# boots KERNEL for real on two CPUs, without an initramfs, and waits for the
+# panic that ends a kernel with no root: only a kernel that got through its
+# whole start-up prints it. The verdict is kept per host boot. Sets
+# accel_args and accel_name.
+kvm_cpu=host,-arch-capabilities
+probe_accel() {
+  local kernel=$1 want=$2 reason='' out pid i
+  accel_args=(-accel tcg -cpu max) accel_name=tcg
+  [[ $want == tcg ]] && return 0
+  local verdict_file
+  verdict_file=$cache/accel.$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+  if [[ $want == auto && -s $verdict_file ]]; then
+    reason=$(<"$verdict_file")
+  elif [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+    reason='no usable /dev/kvm'
+  else
+    out=$(mktemp)
+    qemu-system-x86_64 -accel kvm -cpu "$kvm_cpu" -m 512 -smp 2 -nographic \
+      -no-reboot -nic none -kernel "$kernel" \
+      -append 'console=ttyS0 panic=-1 rdinit=/nonexistent root=/dev/nonexistent' \
+      </dev/null >"$out" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 300; i++)); do # 30 s
+      grep -aq -e 'Kernel panic' -e 'KVM internal error' "$out" && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if grep -aq 'Kernel panic' "$out"; then
+      reason=''
+    else
+      reason=$(grep -ao -m1 -e 'KVM internal error.*' -e '^qemu-system.*' "$out" | tr -cd '[:print:]' || true)
+      reason=${reason:-the probe guest did not finish booting in 30 s}
+    fi
+    rm -f "$out"
+    [[ $want == auto ]] && printf '%s\n' "${reason:-ok}" >"$verdict_file"
+  fi
+  if [[ -z $reason || $reason == ok ]]; then
+    accel_args=(-accel kvm -cpu "$kvm_cpu") accel_name=kvm
+    return 0
+  fi
+  [[ $want == kvm ]] && die "--accel kvm: $reason"
+  log "KVM not used ($reason): TCG, several times slower"
+}
+
 # ---- main --------------------------------------------------------------------
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
 names=() timeout=900 out_base=$root/build/vmtest refresh=0 verbose=0
+accel=${TCPTRAIL_VMTEST_ACCEL:-auto}
 while (($#)); do
   case $1 in
   --kernel) IFS=, read -ra k <<<"${2:?--kernel needs a name}" && names+=("${k[@]}") && shift 2 ;;
@@ -454,6 +513,8 @@ while (($#)); do
   --out=*) out_base=${1#*=} && shift ;;
   --refresh) refresh=1 && shift ;;
   --verbose) verbose=1 && shift ;;
+  --accel) accel=${2:?} && shift 2 ;;
+  --accel=*) accel=${1#*=} && shift ;;
   -h | --help) usage && exit 0 ;;
   --) shift && break ;;
   *) usage >&2 && exit 2 ;;
@@ -462,6 +523,7 @@ done
 command=("$@")
 ((${#command[@]})) || { usage >&2 && exit 2; }
 [[ $timeout =~ ^[0-9]+$ ]] || die "--timeout wants seconds"
+[[ $accel =~ ^(auto|kvm|tcg)$ ]] || die "--accel wants kvm, tcg or auto, not '$accel'"
 ((${#names[@]})) || names=(all)
 selected=()
 for n in "${names[@]}"; do
@@ -510,6 +572,8 @@ for n in "${selected[@]}"; do
 done
 prune_kernels
 flock -u "$lock"
+probe_accel "$cache/kernels/${release_of[${selected[0]}]}/vmlinuz" "$accel"
+log "accelerator: $accel_name"
 
 summary=() failed=() last_rc=0
 for n in "${selected[@]}"; do
@@ -526,7 +590,7 @@ for n in "${selected[@]}"; do
     [[ $boot_rc == 125 ]] && ((attempt < 3)) || break
     if [[ $startup_seconds == '?' ]]; then
       log "$n: the guest died before it ran the command; booting it again ($((attempt + 1))/3)"
-    elif grep -q 'Oops: int3' "$out_base/$n/console.log" 2>/dev/null; then
+    elif grep -Eq '^\[ *[0-9]+\.[0-9]+\] Oops: int3' "$out_base/$n/console.log" 2>/dev/null; then
       log "$n: the guest kernel oopsed on an int3 (TCG live code patching) while the command ran; running it again ($((attempt + 1))/3)"
     else
       break
