@@ -80,6 +80,31 @@ void check_privileges() {
               "setcap cap_bpf,cap_perfmon+ep tcptrail");
 }
 
+// Pass 2 of the seeding: iter/tcp in each namespace named by pass 1's
+// output (one u32 namespace inode per candidate socket). Returns how many
+// namespaces it walked.
+std::size_t seed_sockets_in(const std::string &pass1, int sock_fd) {
+  std::set<std::uint64_t> wanted;
+  for (std::size_t off = 0; off + 4 <= pass1.size(); off += 4) {
+    std::uint32_t inum;
+    std::memcpy(&inum, pass1.data() + off, sizeof(inum));
+    wanted.insert(inum);
+  }
+  const std::size_t namespaces = wanted.size();
+  struct stat self;
+  if (stat("/proc/self/ns/net", &self) == 0 && wanted.erase(self.st_ino))
+    read_iter(sock_fd);
+  if (wanted.empty())
+    return namespaces;
+  // Other namespaces: found by a walk of /proc and /run/netns.
+  std::vector<NetnsRef> others;
+  for (NetnsRef &ns : list_netns())
+    if (wanted.count(ns.inode))
+      others.push_back(std::move(ns));
+  in_each_netns(others, [sock_fd](const NetnsRef &) { read_iter(sock_fd); });
+  return namespaces;
+}
+
 // Seeds every existing TCP socket's storage with its owner, in two passes
 // (see bpf/owners.bpf.c): the fd walk, over every process, names the
 // network namespaces that hold candidates; iter/tcp then runs in each of
@@ -99,28 +124,23 @@ void seed_owners(tcptrail_bpf *skel) {
     warn(errno_text(errno));
     return;
   }
+  using Clock = std::chrono::steady_clock;
+  auto us = [](Clock::time_point a, Clock::time_point b) {
+    return static_cast<long long>(
+        std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
+  };
   try {
-    const std::string out = read_iter(bpf_link__fd(files.get()));
-    std::set<std::uint64_t> wanted;
-    for (std::size_t off = 0; off + 4 <= out.size(); off += 4) {
-      std::uint32_t inum;
-      std::memcpy(&inum, out.data() + off, sizeof(inum));
-      wanted.insert(inum);
-    }
-    if (wanted.empty())
-      return;
-    const int sock_fd = bpf_link__fd(socks.get());
-    struct stat self;
-    if (stat("/proc/self/ns/net", &self) == 0 && wanted.erase(self.st_ino))
-      read_iter(sock_fd);
-    if (wanted.empty())
-      return;
-    // Other namespaces: found by a walk of /proc and /run/netns.
-    std::vector<NetnsRef> others;
-    for (NetnsRef &ns : list_netns())
-      if (wanted.count(ns.inode))
-        others.push_back(std::move(ns));
-    in_each_netns(others, [sock_fd](const NetnsRef &) { read_iter(sock_fd); });
+    const auto t0 = Clock::now();
+    const std::string pass1 = read_iter(bpf_link__fd(files.get()));
+    const auto t1 = Clock::now();
+    const std::size_t namespaces =
+        pass1.empty() ? 0 : seed_sockets_in(pass1, bpf_link__fd(socks.get()));
+    if (g_verbose)
+      std::fprintf(stderr,
+                   "tcptrail: seeding: %zu candidate sockets from the fd walk "
+                   "(%lld us), iter/tcp in %zu namespaces (%lld us)\n",
+                   pass1.size() / 4, us(t0, t1), namespaces,
+                   us(t1, Clock::now()));
   } catch (const Error &e) {
     warn(e.what());
   }
