@@ -449,6 +449,26 @@ void TestNet::setup() {
                                " did not come up within 5 s");
     std::this_thread::sleep_for(10ms);
   }
+  for (Side side : {Side::A, Side::B}) {
+    const auto &ns = name(side);
+    // No delayed ACKs (the routes' quickack metric): an ACK then goes out
+    // while its receiver's own process or softirq runs, not later from a
+    // timer on whatever task the CPU happens to run. Some hardened kernels
+    // (the CI host's 6.18.44-fc) run no BPF tracing program while one
+    // particular task is current, softirqs on top of it included, and so
+    // hide the transitions such an ACK causes; with this, every transition
+    // the tests make happens in a context the tests control.
+    check_command({"ip", "-n", ns, "route", "replace", "198.18.0.0/24", "dev",
+                   kVeth, "proto", "kernel", "scope", "link", "src",
+                   addr4(side), "quickack", "1"});
+    check_command({"ip", "-n", ns, "-6", "route", "replace", "2001:db8::/64",
+                   "dev", kVeth, "proto", "kernel", "metric", "256",
+                   "quickack", "1"});
+    for (const char *local : {"127.0.0.0/8", "127.0.0.1"})
+      check_command({"ip", "-n", ns, "route", "replace", "local", local,
+                     "dev", "lo", "table", "local", "proto", "kernel",
+                     "scope", "host", "src", "127.0.0.1", "quickack", "1"});
+  }
 }
 
 void TestNet::teardown() noexcept {
