@@ -214,7 +214,19 @@ TEST_F(CgroupTest, EventsCarryTheOwnersCgroupAndContainer) {
 // from the socket itself in softirq context, from the task at connect().
 TEST_F(CgroupTest, ClientSocketsCarryTheirCgroup) {
   const std::string rel = cg_->make("clients/one");
-  Server s = server_in("", 5001, "tt-cg-srv");
+  // The server closes first, 100 ms after the exchange, while the client
+  // sleeps in recv() (its socket unlocked): the FIN moves the client to
+  // CLOSE_WAIT in the server's context (veth delivers in the sender's
+  // softirq), off the client's CPU.
+  Server s(*net_, Side::B,
+           {.addr = TestNet::addr4(Side::B),
+            .port = 5001,
+            .exchange = {.send_bytes = 1000,
+                         .recv_bytes = 100,
+                         .close_first = true,
+                         .active_close_delay = 100ms},
+            .comm = "tt-cg-srv",
+            .gated = true});
   s.listen();
   TracerProcess t({"trace", "--format", "json", "--netns",
                    std::to_string(net_->inode(Side::A))});
@@ -235,12 +247,8 @@ TEST_F(CgroupTest, ClientSocketsCarryTheirCgroup) {
     char buf[100] = {};
     if (send(fd, buf, sizeof(buf), 0) != sizeof(buf))
       throw std::runtime_error("send failed");
-    std::size_t got = 0;
-    while (got < 1000) {
-      ssize_t n = recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0)
-        break;
-      got += static_cast<std::size_t>(n);
+    // Everything, up to the server's FIN.
+    while (recv(fd, buf, sizeof(buf), 0) > 0) {
     }
     ch.send("port " + std::to_string(ntohs(local.sin_port)));
     close(fd);
@@ -271,8 +279,7 @@ TEST_F(CgroupTest, ClientSocketsCarryTheirCgroup) {
     if (ev["cpu_pid"] != cli.pid())
       ++off_cpu;
   }
-  // The server's FIN comes 50 ms after the client's close (its passive
-  // close delay): that transition runs off the client's CPU.
+  // ESTABLISHED -> CLOSE_WAIT ran in the server's context.
   EXPECT_GT(off_cpu, 0) << dump(events);
 }
 
