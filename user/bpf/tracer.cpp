@@ -766,6 +766,26 @@ void Tracer::for_each_unstored_counters(
                        impl_->invalid, fn, ctx);
 }
 
+namespace {
+
+// Runs the kernel skipped, every program added up (bpf_prog_info).
+std::uint64_t recursion_misses(const bpf_object *obj) {
+  std::uint64_t missed = 0;
+  bpf_program *prog;
+  bpf_object__for_each_program(prog, obj) {
+    const int fd = bpf_program__fd(prog);
+    if (fd < 0)
+      continue;
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+      missed += info.recursion_misses;
+  }
+  return missed;
+}
+
+} // namespace
+
 TracerStats Tracer::stats() const {
   TracerStats out;
   out.invalid = impl_->invalid;
@@ -778,17 +798,13 @@ TracerStats Tracer::stats() const {
     out.storage_fail += impl_->memory->forgotten();
   if (impl_->reorder)
     out.late = impl_->reorder->late();
-  bpf_program *prog;
-  bpf_object__for_each_program(prog, impl_->skel->obj) {
-    const int fd = bpf_program__fd(prog);
-    if (fd < 0)
-      continue;
-    bpf_prog_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-      out.missed += info.recursion_misses;
-  }
+  out.missed = recursion_misses(impl_->skel->obj);
   return out;
+}
+
+std::uint64_t Tracer::kernel_losses() const {
+  return __atomic_load_n(&impl_->skel->bss->stat_lost, __ATOMIC_RELAXED) +
+         recursion_misses(impl_->skel->obj);
 }
 
 tt_serve_stats Tracer::serve_stats() const {

@@ -122,7 +122,12 @@ public:
   // tracer makes no more records; stats() and the iterators still work.
   int finish(EventSink &sink);
 
+  // Not thread-safe: it reads counters the polling thread updates.
   TracerStats stats() const;
+  // Records the kernel lost (ring full) plus runs it skipped (recursion):
+  // stats().lost + stats().missed, from kernel memory and syscalls only, so
+  // safe from any thread while another polls (serve's HTTP threads).
+  std::uint64_t kernel_losses() const;
   // serve: every CPU's serve_stats added up. Works after capabilities are
   // dropped (a lookup on the map's fd). Throws tcptrail::Error on failure.
   tt_serve_stats serve_stats() const;

@@ -70,8 +70,8 @@ public:
     try {
       ServeSample s;
       s.kernel = tracer_.serve_stats();
-      const TracerStats st = tracer_.stats();
-      s.events_lost = st.lost + st.missed;
+      // This runs on an HTTP thread while the main thread polls.
+      s.events_lost = tracer_.kernel_losses();
       if (have_rows_ && start - rows_at_ < gauge_interval_ns_) {
         // --gauge-interval: the last enumeration's gauge rows and counts.
         s.sockets = rows_.sockets;
