@@ -156,6 +156,36 @@ struct {
 	__type(value, __u8);
 } cgroup_verdicts SEC(".maps") __weak;
 
+/*
+ * Owners of the sockets that existed before start (see owners.bpf.c),
+ * found by the start-up fd walk and claimed by the first program that meets
+ * the socket without one (seed_claim() in sock.bpf.h). Keyed by the
+ * socket's address; the inode checks that the address still holds the same
+ * socket. Entries of sockets that never meet a program stay: the map is
+ * bounded, and nothing is allocated for a socket that was not walked.
+ */
+#define SEED_MAX_SOCKETS (256 * 1024)
+struct seed_owner {
+	__u64 ino; /* the socket's inode, as the fd walk saw it */
+	__u32 pid;
+	__u32 _pad;
+	char comm[TT_COMM_LEN];
+	__u64 cgroup_id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SEED_MAX_SOCKETS);
+	__type(key, __u64); /* struct sock address */
+	__type(value, struct seed_owner);
+} seed_owners SEC(".maps") __weak;
+
+/* Set by user space once the fd walk has put sockets in seed_owners that
+ * only a later claim can give an owner; programs skip the lookup without it. */
+__u32 seed_pending __weak = 0;
+__u64 seeded_sockets __weak = 0; /* owners given from seed_owners */
+
 /* serve: this CPU's counters (cfg_serve), added up by user space. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -169,6 +199,8 @@ struct {
 #define SI_RST_RCVD (1U << 1)
 /* A child whose LISTEN -> SYN_RECV was deferred (see handle_inet_sock_set_state) */
 #define SI_BIRTH_PENDING (1U << 2)
+/* seed_owners was asked for this socket's owner, in vain */
+#define SI_SEED_TRIED (1U << 3)
 
 /*
  * What tcptrail keeps with each socket, in socket-local storage: freed with

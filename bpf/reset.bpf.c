@@ -63,6 +63,11 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 
 	if (tp) {
 		info = sock_info_peek(sk);
+		/* Outside history, where the state program claims (the
+		 * record is the connection's), a socket open before start
+		 * may meet its first program here. */
+		if (!cfg_aggregate && state != TCP_CLOSE && seed_wanted_for(info))
+			info = seed_claim(sk, info);
 		if (info) {
 			info->si_flags |= what == TT_RESET_SENT ? SI_RST_SENT : SI_RST_RCVD;
 			if (cfg_aggregate && cfg_kernel_paths && info->n_steps) {

@@ -23,6 +23,9 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	bpf_probe_read_kernel(&seq, sizeof(seq), &((struct tcp_skb_cb *)skb->cb)->seq);
 
 	info = sock_info_peek(sk);
+	/* As in emit_reset(): a socket open before start, outside history. */
+	if (!cfg_aggregate && seed_wanted_for(info))
+		info = seed_claim(sk, info);
 	if (info) {
 		if (state == TCP_SYN_SENT) { /* the SYN carries the ISN */
 			info->isn_local = seq;

@@ -274,6 +274,49 @@ static __always_inline void take_owner(const struct tt_sock *s, struct sock_info
 	info->flags |= TT_F_OWNER;
 }
 
+/*
+ * A socket that existed before start, met without an owner: the owner the
+ * start-up fd walk found for it (owners.bpf.c) goes into its storage, made
+ * here if it has none, and its seed_owners entry goes. Returns the storage
+ * (`info` if there is no claim). The caller asks only while seed_pending,
+ * and never for a socket whose storage already says it has no claim.
+ */
+static __always_inline struct sock_info *seed_claim(const struct sock *sk,
+						    struct sock_info *info)
+{
+	struct seed_owner *seed;
+	__u64 key = (__u64)sk;
+
+	seed = bpf_map_lookup_elem(&seed_owners, &key);
+	if (!seed) {
+		if (info)
+			info->si_flags |= SI_SEED_TRIED;
+		return info;
+	}
+	/* The same address may hold another socket by now. */
+	if (BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino) == seed->ino) {
+		if (!info)
+			info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL,
+						  BPF_SK_STORAGE_GET_F_CREATE);
+		if (info) {
+			info->pid = seed->pid;
+			__builtin_memcpy(info->comm, seed->comm, sizeof(info->comm));
+			info->cgroup_id = seed->cgroup_id;
+			info->flags |= TT_F_OWNER;
+			__sync_fetch_and_add(&seeded_sockets, 1);
+		}
+	}
+	bpf_map_delete_elem(&seed_owners, &key);
+	return info;
+}
+
+/* Whether to ask seed_claim(): there are seeds, and `info` may lack one. */
+static __always_inline bool seed_wanted_for(const struct sock_info *info)
+{
+	return seed_pending &&
+	       !(info && ((info->flags & TT_F_OWNER) || (info->si_flags & SI_SEED_TRIED)));
+}
+
 static __always_inline bool cidr_match(const volatile struct tt_cidr *c, __u8 af, const __u8 *addr)
 {
 	__u32 bits = c->prefix_len;

@@ -163,6 +163,15 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		info = sock_info_peek(sk);
 	else
 		info = NULL;
+	/*
+	 * A socket open before start, seen for the first time: its owner is
+	 * in seed_owners. Not asked at a new life (old CLOSE: the owner is on
+	 * the CPU), nor where storage exists and the owner is on the CPU; a
+	 * socket without storage (history's clients) asks in any context, so
+	 * that its whole path is kept in one place.
+	 */
+	if (old != TCP_CLOSE && !(info && in_owner_context(old, new)) && seed_wanted_for(info))
+		info = seed_claim(sk, info);
 	if (!info) {
 		/*
 		 * The kernel adds no storage to a socket going away (sk_refcnt

@@ -17,12 +17,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <set>
 #include <algorithm>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #ifndef TCPTRAIL_BINARY
 #error "TCPTRAIL_BINARY must be defined (path of the built tcptrail)"
@@ -761,6 +763,167 @@ ClientResult run_client(const TestNet &net, Side side, ClientSpec spec) {
                              std::strerror(result.connect_errno));
   }
   return result;
+}
+
+// ---------------------------------------------------------------------------
+// Connections held open across a tracer's start
+
+namespace {
+
+// Reads until EOF (the peer's FIN) or an error.
+void drain(int fd) {
+  char buf[512];
+  while (read(fd, buf, sizeof(buf)) > 0) {
+  }
+}
+
+std::uint16_t bound_port(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+// One command on a held connection: "shut" (shutdown(SHUT_WR); replies
+// "shut P") or "close" (read to EOF; unless this end shut down first, wait
+// 50 ms for the ACK of the peer's FIN to leave; close; replies "done P").
+// Returns false once the connection is closed.
+bool held_command(ChildChannel &ch, const std::string &cmd, unsigned port,
+                  int fd, bool *shut) {
+  if (cmd == "shut") {
+    shutdown(fd, SHUT_WR);
+    *shut = true;
+    ch.send("shut " + std::to_string(port));
+    return true;
+  }
+  drain(fd);
+  if (!*shut)
+    std::this_thread::sleep_for(50ms);
+  close(fd);
+  ch.send("done " + std::to_string(port));
+  return false;
+}
+
+// Commands, one per line: "accept N" (keep N connections; replies "ok"),
+// "shut P" / "close P" (the connection from peer port P, see
+// held_command()), "quit" (close the listener, exit). Says "port N" once
+// listening.
+void held_server(ChildChannel &ch) {
+  const int ls = socket(AF_INET, SOCK_STREAM, 0);
+  const int one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, TestNet::kAddr4B, &a.sin_addr);
+  if (bind(ls, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0 ||
+      listen(ls, 16) != 0)
+    throw std::runtime_error("held server: bind/listen failed");
+  ch.send("port " + std::to_string(bound_port(ls)));
+  std::map<unsigned, std::pair<int, bool>> conns; // peer port -> fd, shut
+  while (auto line = ch.receive(std::chrono::seconds(50))) {
+    std::istringstream in(*line);
+    std::string cmd;
+    unsigned n = 0;
+    in >> cmd >> n;
+    if (cmd == "quit")
+      break;
+    if (cmd == "accept") {
+      for (unsigned i = 0; i < n; ++i) {
+        sockaddr_in peer{};
+        socklen_t plen = sizeof(peer);
+        const int c = accept(ls, reinterpret_cast<sockaddr *>(&peer), &plen);
+        if (c < 0)
+          throw std::runtime_error("held server: accept failed");
+        conns[ntohs(peer.sin_port)] = {c, false};
+      }
+      ch.send("ok");
+      continue;
+    }
+    const auto it = conns.find(n);
+    if (it == conns.end())
+      throw std::runtime_error("held server: no connection for " + *line);
+    if (!held_command(ch, cmd, n, it->second.first, &it->second.second))
+      conns.erase(it);
+  }
+  close(ls);
+}
+
+// "conn PORT" (connect to B and keep it; replies "lport N"), "shut L" /
+// "close L" (the connection from local port L), "quit".
+void held_client(ChildChannel &ch) {
+  std::map<unsigned, std::pair<int, bool>> conns; // local port -> fd, shut
+  while (auto line = ch.receive(std::chrono::seconds(50))) {
+    std::istringstream in(*line);
+    std::string cmd;
+    unsigned n = 0;
+    in >> cmd >> n;
+    if (cmd == "quit")
+      break;
+    if (cmd == "conn") {
+      const int s = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<std::uint16_t>(n));
+      inet_pton(AF_INET, TestNet::kAddr4B, &a.sin_addr);
+      if (connect(s, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0)
+        throw std::runtime_error("held client: connect failed");
+      conns[bound_port(s)] = {s, false};
+      ch.send("lport " + std::to_string(bound_port(s)));
+      continue;
+    }
+    const auto it = conns.find(n);
+    if (it == conns.end())
+      throw std::runtime_error("held client: no connection for " + *line);
+    if (!held_command(ch, cmd, n, it->second.first, &it->second.second))
+      conns.erase(it);
+  }
+}
+
+} // namespace
+
+HeldConnections::HeldConnections(const TestNet &net)
+    : server_(net.spawn(Side::B, kServerComm, held_server)),
+      client_(net.spawn(Side::A, kClientComm, held_client)) {
+  port_ = static_cast<std::uint16_t>(std::stoi(server_.expect("port ")));
+  for (int i = 0; i < 2; ++i) {
+    client_.send("conn " + std::to_string(port_));
+    client_ports_.push_back(
+        static_cast<std::uint16_t>(std::stoi(client_.expect("lport "))));
+  }
+  server_.send("accept 2");
+  server_.expect("ok");
+}
+
+void HeldConnections::begin_close(int i) {
+  const std::string c = std::to_string(client_ports_.at(i));
+  NsProcess &closer = i == 0 ? client_ : server_;
+  closer.send("shut " + c);
+  closer.expect("shut " + c);
+}
+
+void HeldConnections::finish_close(int i) {
+  const std::string c = std::to_string(client_ports_.at(i));
+  NsProcess &closer = i == 0 ? client_ : server_;
+  NsProcess &peer = i == 0 ? server_ : client_;
+  peer.send("close " + c);
+  peer.expect("done " + c);
+  closer.send("close " + c);
+  closer.expect("done " + c);
+}
+
+void HeldConnections::quit() {
+  server_.send("quit");
+  client_.send("quit");
+  server_.finish();
+  client_.finish();
+}
+
+void HeldConnections::close_all() {
+  for (int i = 0; i < 2; ++i) {
+    begin_close(i);
+    finish_close(i);
+  }
+  quit();
 }
 
 // ---------------------------------------------------------------------------

@@ -273,6 +273,40 @@ struct ClientResult {
 // (including a refused connect unless expect_refused, and vice versa).
 ClientResult run_client(const TestNet &net, Side side, ClientSpec spec);
 
+// Two connections from A (198.18.0.1) to B (198.18.0.2), made before a
+// test starts its tracers and held open, ESTABLISHED at both ends, by a
+// server process in B and a client process in A: sockets that existed
+// before tcptrail, whose first transition the tracer sees is the close.
+class HeldConnections {
+public:
+  static constexpr const char *kServerComm = "tt-held-srv";
+  static constexpr const char *kClientComm = "tt-held-cli";
+
+  explicit HeldConnections(const TestNet &net);
+  pid_t server_pid() const { return server_.pid(); }
+  pid_t client_pid() const { return client_.pid(); }
+  std::uint16_t port() const { return port_; }
+  // The client's local port of connection 0 or 1.
+  std::uint16_t client_port(int i) const { return client_ports_.at(i); }
+  // Connection 0 is closed by the client first, connection 1 by the server
+  // first, so that the other end's first transition runs in softirq
+  // (ESTABLISHED -> CLOSE_WAIT, on the peer's FIN). begin_close(i): the
+  // closer shuts down its end (the peer is then in CLOSE_WAIT);
+  // finish_close(i): the peer closes too, and both wait for the end.
+  void begin_close(int i);
+  void finish_close(int i);
+  // Closes the listener; both processes exit.
+  void quit();
+  // begin_close() and finish_close() of both, then quit().
+  void close_all();
+
+private:
+  NsProcess server_;
+  NsProcess client_;
+  std::uint16_t port_ = 0;
+  std::vector<std::uint16_t> client_ports_;
+};
+
 // ---------------------------------------------------------------------------
 // The tracer
 

@@ -547,6 +547,55 @@ TEST_F(HistoryTest, OpenConnectionsAtExitWithTheirPathSoFar) {
   EXPECT_TRUE(listener_seen) << dump(b);
 }
 
+// Connections open before the tracers started, whose peer closed after:
+// the leak-hunting case. Each end that got the FIN (ESTABLISHED ->
+// CLOSE_WAIT, in softirq on behalf of whatever task was on the CPU) has
+// made no system call since start, so only the start-up fd walk knows its
+// owner; its open record at exit must name it. The closing ends name
+// theirs too.
+TEST_F(HistoryTest, ConnectionsOpenBeforeStartKeepTheirOwners) {
+  HeldConnections held(*net_);
+  start_tracers();
+  if (HasFatalFailure() || IsSkipped())
+    return;
+  held.begin_close(0);
+  held.begin_close(1);
+  // The FINs are on a veth: both ends are in their new states well within
+  // this.
+  std::this_thread::sleep_for(300ms);
+  auto [a, b] = stop_tracers();
+  held.finish_close(0);
+  held.finish_close(1);
+  held.quit();
+
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  const auto port = held.port();
+  struct Case {
+    Json rec;
+    pid_t pid;
+    const char *comm;
+    const char *state;
+  };
+  const Case cases[] = {
+      {record(a, ca, held.client_port(0), sa, port), held.client_pid(),
+       HeldConnections::kClientComm, "FIN_WAIT2"},
+      {record(a, ca, held.client_port(1), sa, port), held.client_pid(),
+       HeldConnections::kClientComm, "CLOSE_WAIT"},
+      {record(b, sa, port, ca, held.client_port(0)), held.server_pid(),
+       HeldConnections::kServerComm, "CLOSE_WAIT"},
+      {record(b, sa, port, ca, held.client_port(1)), held.server_pid(),
+       HeldConnections::kServerComm, "FIN_WAIT2"},
+  };
+  for (const Case &c : cases) {
+    ASSERT_FALSE(c.rec.is_null());
+    expect_contract(c.rec);
+    EXPECT_EQ(c.rec["end"], "open") << c.rec.dump();
+    EXPECT_EQ(c.rec["pid"], c.pid) << c.rec.dump();
+    EXPECT_EQ(c.rec["comm"], std::string(c.comm)) << c.rec.dump();
+    EXPECT_EQ(path_states(c.rec).back(), c.state) << c.rec.dump();
+  }
+}
+
 // A client socket has no storage in history mode: user space assembles its
 // path from its transitions, and the filters must still select whole
 // records. A state anywhere on the path selects the record with every step;

@@ -814,6 +814,64 @@ TEST_F(TraceOwnerFilterTest, Comm) {
   run([](pid_t) { return std::vector<std::string>{"--comm", "tt-srv-one"}; });
 }
 
+// Connections open before the tracer started, closed after it: the start-up
+// fd walk found their owners, and the first program to meet each socket
+// claims it, also where that is softirq on behalf of another task (each
+// end's ESTABLISHED -> CLOSE_WAIT, caused by the peer's FIN).
+TEST_F(TraceTest, ConnectionsOpenBeforeStartShowTheirOwners) {
+  HeldConnections held(*net_);
+  TracerProcess ta(json_args(Side::A)), tb(json_args(Side::B));
+  TT_START_TRACER(ta);
+  TT_START_TRACER(tb);
+  held.close_all();
+  const std::string ca = TestNet::addr4(Side::A), sa = TestNet::addr4(Side::B);
+  const auto port = held.port();
+  const auto cli0 = tuple(ca, held.client_port(0), sa, port);
+  const auto cli1 = tuple(ca, held.client_port(1), sa, port);
+  const auto srv0 = tuple(sa, port, ca, held.client_port(0));
+  const auto srv1 = tuple(sa, port, ca, held.client_port(1));
+  EXPECT_TRUE(ta.wait_for([&](const auto &evs) {
+    return seen(evs, cli0, "FIN_WAIT2", "TIME_WAIT") &&
+           seen(evs, cli1, "LAST_ACK", "CLOSE");
+  })) << dump(ta.events());
+  EXPECT_TRUE(tb.wait_for([&](const auto &evs) {
+    return seen(evs, srv0, "LAST_ACK", "CLOSE") &&
+           seen(evs, srv1, "FIN_WAIT2", "TIME_WAIT") &&
+           seen(evs, listener(port), "LISTEN", "CLOSE");
+  })) << dump(tb.events());
+  const auto a = stop_and_collect(ta);
+  const auto b = stop_and_collect(tb);
+
+  const Seq passive = {"ESTABLISHED->CLOSE_WAIT", "CLOSE_WAIT->LAST_ACK",
+                       "LAST_ACK->CLOSE"};
+  const Seq active = {"ESTABLISHED->FIN_WAIT1", "FIN_WAIT1->FIN_WAIT2",
+                      "FIN_WAIT2->TIME_WAIT"};
+  struct Case {
+    const std::vector<Json> &events;
+    SockPred sock;
+    const Seq &path;
+    pid_t pid;
+    const char *comm;
+  };
+  const Case cases[] = {
+      {a, cli0, active, held.client_pid(), HeldConnections::kClientComm},
+      {a, cli1, passive, held.client_pid(), HeldConnections::kClientComm},
+      {b, srv0, passive, held.server_pid(), HeldConnections::kServerComm},
+      {b, srv1, active, held.server_pid(), HeldConnections::kServerComm},
+  };
+  for (const Case &c : cases) {
+    const auto cookie = one_cookie(c.events, c.sock, "a held connection");
+    EXPECT_EQ(transitions(c.events, cookie), c.path) << dump(c.events);
+    for (const Json &ev : events_of(c.events, cookie)) {
+      EXPECT_EQ(ev["pid"], c.pid) << ev.dump();
+      EXPECT_EQ(ev["comm"], std::string(c.comm)) << ev.dump();
+    }
+  }
+  const auto lc =
+      transition(b, one_cookie(b, listener(port), "listener"), "LISTEN", "CLOSE");
+  EXPECT_EQ(lc["pid"], held.server_pid()) << lc.dump();
+}
+
 // A server that was already running when tcptrail started (the common
 // `tcptrail trace --pid $(pidof server)` case): its listener's owner cannot
 // be known at the handshake, but the accepted socket is accept()ed, read and

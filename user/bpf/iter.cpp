@@ -40,7 +40,7 @@ int make_link(const Tracer &tracer, const char *prog) {
 
 } // namespace
 
-std::string read_iter(int link) {
+std::string read_iter(int link, IterEnd end) {
   const int fd = bpf_iter_create(link);
   if (fd < 0)
     throw Error(fmt::format("creating BPF iterator: {}", errno_text(fd)));
@@ -50,6 +50,8 @@ std::string read_iter(int link) {
     const ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR)
       continue;
+    if (n < 0 && errno == EAGAIN && end == IterEnd::Stopped)
+      break;
     if (n < 0) {
       const int err = errno;
       close(fd);

@@ -27,9 +27,14 @@ struct NetnsRef {
 // root first.
 std::vector<NetnsRef> list_netns();
 
+// How an iterator's walk ends: at its end, or also where its program
+// returns 1 (the kernel then ends the read() with what the program wrote
+// so far, or with EAGAIN when it wrote nothing since the last read()).
+enum class IterEnd { Eof, Stopped };
+
 // Creates an iterator from a BPF iterator link (in the calling thread's
 // namespaces) and reads it to the end. Throws tcptrail::Error.
-std::string read_iter(int link_fd);
+std::string read_iter(int link_fd, IterEnd end = IterEnd::Eof);
 
 // Runs fn(ns) for each namespace, from a dedicated thread that setns()es
 // into each in turn, so the calling thread's namespace never changes (an

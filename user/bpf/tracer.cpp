@@ -80,36 +80,41 @@ void check_privileges() {
               "setcap cap_bpf,cap_perfmon+ep tcptrail");
 }
 
-// Pass 2 of the seeding: iter/tcp in each namespace named by pass 1's
-// output (one u32 namespace inode per candidate socket). Returns how many
-// namespaces it walked.
-std::size_t seed_sockets_in(const std::string &pass1, int sock_fd) {
-  std::set<std::uint64_t> wanted;
-  for (std::size_t off = 0; off + 4 <= pass1.size(); off += 4) {
-    std::uint32_t inum;
-    std::memcpy(&inum, pass1.data() + off, sizeof(inum));
-    wanted.insert(inum);
-  }
-  const std::size_t namespaces = wanted.size();
+// What the fd walk (pass 1, seed_owner_files) says of each socket it put
+// in seed_owners; bpf/owners.bpf.c writes it.
+struct SeedNote {
+  std::uint32_t netns;
+  std::uint32_t listener;
+};
+
+// Pass 2 of the seeding: iter/tcp over the listeners of each namespace that
+// holds one of pass 1's (it stops where the established table starts).
+// Returns how many namespaces it walked.
+std::size_t seed_listeners_in(const std::set<std::uint64_t> &namespaces,
+                              int sock_fd) {
+  std::set<std::uint64_t> wanted = namespaces;
+  auto walk = [sock_fd] { read_iter(sock_fd, IterEnd::Stopped); };
   struct stat self;
   if (stat("/proc/self/ns/net", &self) == 0 && wanted.erase(self.st_ino))
-    read_iter(sock_fd);
+    walk();
   if (wanted.empty())
-    return namespaces;
+    return namespaces.size();
   // Other namespaces: found by a walk of /proc and /run/netns.
   std::vector<NetnsRef> others;
   for (NetnsRef &ns : list_netns())
     if (wanted.count(ns.inode))
       others.push_back(std::move(ns));
-  in_each_netns(others, [sock_fd](const NetnsRef &) { read_iter(sock_fd); });
-  return namespaces;
+  in_each_netns(others, [&walk](const NetnsRef &) { walk(); });
+  return namespaces.size();
 }
 
-// Seeds every existing TCP socket's storage with its owner, in two passes
-// (see bpf/owners.bpf.c): the fd walk, over every process, names the
-// network namespaces that hold candidates; iter/tcp then runs in each of
-// them (from a thread that enters it: we are still privileged here). Best
-// effort: a failure only means pre-existing sockets show pid 0, so it warns.
+// Finds the owner of every TCP socket that existed before start (see
+// bpf/owners.bpf.c): the fd walk, over every process, puts each in
+// seed_owners; listeners get storage with their owner at once, in the
+// namespaces that hold them (from a thread that enters each: we are still
+// privileged here), and the rest are claimed by the programs the first
+// time they meet them. Best effort: a failure only means pre-existing
+// sockets show pid 0, so it warns.
 void seed_owners(tcptrail_bpf *skel) {
   auto warn = [](const std::string &why) {
     std::fprintf(stderr, "tcptrail: warning: cannot walk existing sockets "
@@ -129,17 +134,34 @@ void seed_owners(tcptrail_bpf *skel) {
     return static_cast<long long>(
         std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
   };
+  // Claims may start while the walk still runs.
+  __atomic_store_n(&skel->bss->seed_pending, 1, __ATOMIC_RELAXED);
   try {
     const auto t0 = Clock::now();
     const std::string pass1 = read_iter(bpf_link__fd(files.get()));
     const auto t1 = Clock::now();
+    std::set<std::uint64_t> listener_netns;
+    std::size_t sockets = 0, listeners = 0;
+    for (std::size_t off = 0; off + sizeof(SeedNote) <= pass1.size();
+         off += sizeof(SeedNote), ++sockets) {
+      SeedNote note;
+      std::memcpy(&note, pass1.data() + off, sizeof(note));
+      if (note.listener) {
+        ++listeners;
+        listener_netns.insert(note.netns);
+      }
+    }
+    if (sockets == listeners)
+      __atomic_store_n(&skel->bss->seed_pending, 0, __ATOMIC_RELAXED);
     const std::size_t namespaces =
-        pass1.empty() ? 0 : seed_sockets_in(pass1, bpf_link__fd(socks.get()));
+        seed_listeners_in(listener_netns, bpf_link__fd(socks.get()));
     if (g_verbose)
       std::fprintf(stderr,
-                   "tcptrail: seeding: %zu candidate sockets from the fd walk "
-                   "(%lld us), iter/tcp in %zu namespaces (%lld us)\n",
-                   pass1.size() / 4, us(t0, t1), namespaces,
+                   "tcptrail: seeding: %zu sockets from the fd walk (%lld "
+                   "us), %zu of them listeners, seeded by iter/tcp in %zu "
+                   "namespaces (%lld us); the others are claimed at their "
+                   "first event\n",
+                   sockets, us(t0, t1), listeners, namespaces,
                    us(t1, Clock::now()));
   } catch (const Error &e) {
     warn(e.what());
