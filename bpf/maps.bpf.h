@@ -181,10 +181,20 @@ struct {
 	__type(value, struct seed_owner);
 } seed_owners SEC(".maps") __weak;
 
-/* Set by user space once the fd walk has put sockets in seed_owners that
+/* Set by user space while the fd walk may put sockets in seed_owners that
  * only a later claim can give an owner; programs skip the lookup without it. */
 __u32 seed_pending __weak = 0;
 __u64 seeded_sockets __weak = 0; /* owners given from seed_owners */
+
+/*
+ * One bit per socket hash (skc_hash, a scalar the verifier lets both the fd
+ * walk and the tracing programs read; an address cannot be hashed) of the
+ * sockets in seed_owners, set by the fd walk: most sockets made after
+ * start miss here, in one load, instead of in a hash map lookup on every
+ * transition of history's sockets without storage.
+ */
+#define SEED_FILTER_WORDS 1024 /* 65,536 bits: 8 KiB of .bss */
+__u64 seed_filter[SEED_FILTER_WORDS] __weak = {};
 
 /* serve: this CPU's counters (cfg_serve), added up by user space. */
 struct {

@@ -73,6 +73,7 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	struct seed_owner owner = {};
 	struct seed_note note;
 	__u64 key, cgroup_id;
+	__u32 h;
 
 	/* A socket still in CLOSE has had no connection yet: its owner is on
 	 * the CPU at its connect() or listen(). */
@@ -90,6 +91,9 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	 * that inherited it may show up first; a later close() corrects it). */
 	if (bpf_map_update_elem(&seed_owners, &key, &owner, BPF_NOEXIST))
 		return 0;
+	/* The only writer, one socket at a time: no atomic needed. */
+	h = sk->__sk_common.skc_hash;
+	seed_filter[(h >> 6) & (SEED_FILTER_WORDS - 1)] |= 1ULL << (h & 63);
 	note.netns = net_inum(sk->__sk_common.skc_net.net);
 	note.listener = sk->__sk_common.skc_state == TCP_LISTEN;
 	bpf_seq_write(ctx->meta->seq, &note, sizeof(note));

@@ -284,10 +284,12 @@ static __always_inline void take_owner(const struct tt_sock *s, struct sock_info
 static __always_inline struct sock_info *seed_claim(const struct sock *sk,
 						    struct sock_info *info)
 {
-	struct seed_owner *seed;
+	struct seed_owner *seed = NULL;
 	__u64 key = (__u64)sk;
+	__u32 h = sk->__sk_common.skc_hash;
 
-	seed = bpf_map_lookup_elem(&seed_owners, &key);
+	if (seed_filter[(h >> 6) & (SEED_FILTER_WORDS - 1)] & (1ULL << (h & 63)))
+		seed = bpf_map_lookup_elem(&seed_owners, &key);
 	if (!seed) {
 		if (info)
 			info->si_flags |= SI_SEED_TRIED;
