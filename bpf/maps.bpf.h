@@ -168,7 +168,8 @@ struct {
 struct seed_owner {
 	__u64 ino; /* the socket's inode, as the fd walk saw it */
 	__u32 pid;
-	__u32 _pad;
+	__u16 lport; /* a transition into CLOSE reads 0 (remember_lport()) */
+	__u16 _pad;
 	char comm[TT_COMM_LEN];
 	__u64 cgroup_id;
 };

@@ -85,6 +85,7 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	key = (__u64)sk;
 	owner.ino = file->f_inode->i_ino;
 	owner.pid = task->tgid;
+	owner.lport = sk->__sk_common.skc_num;
 	owner.cgroup_id = cgroup_id;
 	__builtin_memcpy(owner.comm, task->comm, sizeof(owner.comm));
 	/* The first process seen holding the socket owns it (a forked child

@@ -305,6 +305,8 @@ static __always_inline struct sock_info *seed_claim(const struct sock *sk,
 			__builtin_memcpy(info->comm, seed->comm, sizeof(info->comm));
 			info->cgroup_id = seed->cgroup_id;
 			info->flags |= TT_F_OWNER;
+			if (!info->lport)
+				info->lport = seed->lport;
 			__sync_fetch_and_add(&seeded_sockets, 1);
 		}
 	}

@@ -39,7 +39,8 @@ constexpr ProgramSpec kPrograms[] = {
     {"seed_owner_files", kTracing, Need::Optional, Feature::IterTaskFile,
      "sockets that existed before start show no owner"},
     {"seed_owner_socks", kTracing, Need::Optional, Feature::IterTcp,
-     "sockets that existed before start show no owner"},
+     "listeners that existed before start pass no owner to the connections "
+     "they accept"},
     {"dump_open_conns", kHistory, Need::Alternative, Feature::IterSkStorageMap,
      "every path assembled in user space from per-transition records (the "
      "same output; more ring traffic)"},

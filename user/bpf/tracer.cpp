@@ -123,12 +123,22 @@ void seed_owners(tcptrail_bpf *skel) {
   };
   std::unique_ptr<bpf_link, LinkDeleter> files(
       bpf_program__attach_iter(skel->progs.seed_owner_files, nullptr));
-  std::unique_ptr<bpf_link, LinkDeleter> socks(
-      bpf_program__attach_iter(skel->progs.seed_owner_socks, nullptr));
-  if (!files || !socks) {
+  if (!files) {
     warn(errno_text(errno));
     return;
   }
+  // Without it (a kernel without iter/tcp: probed, not loaded), listeners
+  // open at start pass no owner to the children they accept.
+  std::unique_ptr<bpf_link, LinkDeleter> socks(
+      bpf_program__autoload(skel->progs.seed_owner_socks)
+          ? bpf_program__attach_iter(skel->progs.seed_owner_socks, nullptr)
+          : nullptr);
+  if (!socks && bpf_program__autoload(skel->progs.seed_owner_socks))
+    std::fprintf(stderr,
+                 "tcptrail: warning: cannot walk existing listeners (%s): "
+                 "connections they accept will show no owner until their "
+                 "owner's first system call on them\n",
+                 errno_text(errno).c_str());
   using Clock = std::chrono::steady_clock;
   auto us = [](Clock::time_point a, Clock::time_point b) {
     return static_cast<long long>(
@@ -154,7 +164,8 @@ void seed_owners(tcptrail_bpf *skel) {
     if (sockets == listeners)
       __atomic_store_n(&skel->bss->seed_pending, 0, __ATOMIC_RELAXED);
     const std::size_t namespaces =
-        seed_listeners_in(listener_netns, bpf_link__fd(socks.get()));
+        socks ? seed_listeners_in(listener_netns, bpf_link__fd(socks.get()))
+              : 0;
     if (g_verbose)
       std::fprintf(stderr,
                    "tcptrail: seeding: %zu sockets from the fd walk (%lld "
@@ -619,8 +630,7 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   if (int err = tcptrail_bpf__attach(skel))
     throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
                 "run with --verbose for libbpf's log");
-  if (bpf_program__autoload(skel->progs.seed_owner_files) &&
-      bpf_program__autoload(skel->progs.seed_owner_socks))
+  if (bpf_program__autoload(skel->progs.seed_owner_files))
     seed_owners(skel);
   if (bpf_program__autoload(skel->progs.dump_open_conns)) {
     // Made now, while privileged; iterators are created from it later.
