@@ -58,12 +58,12 @@ static __always_inline bool seed_wanted(const struct sock *sk, __u32 tgid, const
 	return true;
 }
 
-/* What pass 1 tells user space per socket. */
-struct seed_note {
-	__u32 netns;
-	__u32 listener;
-};
-
+/*
+ * Also tells user space of each socket it put in seed_owners, as a
+ * tt_iter_file record (TT_FF_LISTENER on listeners): which namespaces to
+ * walk for listeners, and the owners diagnose asks for (the one fd walk of
+ * a tracing start, see socket_owners_of() in user/snapshot/enumerate.h).
+ */
 SEC("iter/task_file")
 int seed_owner_files(struct bpf_iter__task_file *ctx)
 {
@@ -71,7 +71,7 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	struct file *file = ctx->file;
 	struct sock *sk = task_file_tcp_sock(task, file);
 	struct seed_owner owner = {};
-	struct seed_note note;
+	struct tt_iter_file rec = {};
 	__u64 key, cgroup_id;
 	__u32 h;
 
@@ -95,9 +95,19 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	/* The only writer, one socket at a time: no atomic needed. */
 	h = sk->__sk_common.skc_hash;
 	seed_filter[(h >> 6) & (SEED_FILTER_WORDS - 1)] |= 1ULL << (h & 63);
-	note.netns = net_inum(sk->__sk_common.skc_net.net);
-	note.listener = sk->__sk_common.skc_state == TCP_LISTEN;
-	bpf_seq_write(ctx->meta->seq, &note, sizeof(note));
+
+	/* sk is untrusted on hardened kernels: the cookie as the kernel keeps
+	 * it (0 if never asked for), as dump_task_file reads it. */
+	fill_header(&rec.hdr, TT_KIND_ITER_FILE, sizeof(rec), bpf_ktime_get_ns(),
+		    sk->__sk_common.skc_cookie.counter);
+	rec.pid = owner.pid;
+	rec.fd = ctx->fd;
+	rec.ino = owner.ino;
+	rec.netns = net_inum(sk->__sk_common.skc_net.net);
+	rec.flags = sk->__sk_common.skc_state == TCP_LISTEN ? TT_FF_LISTENER : 0;
+	__builtin_memcpy(rec.comm, owner.comm, sizeof(rec.comm));
+	rec.cgroup_id = cgroup_id;
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }
 

@@ -221,6 +221,9 @@ struct tt_conn_event {
 #define TT_KIND_ITER_SOCK 16 /* struct tt_iter_sock, from iter/tcp */
 #define TT_KIND_ITER_FILE 17 /* struct tt_iter_file, from iter/task_file */
 
+/* tt_iter_file.flags */
+#define TT_FF_LISTENER (1U << 0) /* the socket listens (owner seeding's walk) */
+
 /* tt_iter_sock.sk_kind: which kind of socket the iterator saw */
 #define TT_SK_FULL 1     /* struct tcp_sock */
 #define TT_SK_TIMEWAIT 2 /* struct tcp_timewait_sock: state is tw_substate */
@@ -270,7 +273,7 @@ struct tt_iter_file {
 	__u32 fd;
 	__u64 ino;   /* socket inode */
 	__u32 netns; /* the socket's network namespace inode */
-	__u32 _pad;
+	__u32 flags; /* TT_FF_* */
 	char comm[TT_COMM_LEN];
 	__u64 cgroup_id; /* the process's cgroup (v2) id, 0 when unknown */
 };

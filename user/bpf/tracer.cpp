@@ -80,13 +80,6 @@ void check_privileges() {
               "setcap cap_bpf,cap_perfmon+ep tcptrail");
 }
 
-// What the fd walk (pass 1, seed_owner_files) says of each socket it put
-// in seed_owners; bpf/owners.bpf.c writes it.
-struct SeedNote {
-  std::uint32_t netns;
-  std::uint32_t listener;
-};
-
 // Pass 2 of the seeding: iter/tcp over the listeners of each namespace that
 // holds one of pass 1's (it stops where the established table starts).
 // Returns how many namespaces it walked.
@@ -115,7 +108,7 @@ std::size_t seed_listeners_in(const std::set<std::uint64_t> &namespaces,
 // privileged here), and the rest are claimed by the programs the first
 // time they meet them. Best effort: a failure only means pre-existing
 // sockets show pid 0, so it warns.
-void seed_owners(tcptrail_bpf *skel) {
+std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
   auto warn = [](const std::string &why) {
     std::fprintf(stderr, "tcptrail: warning: cannot walk existing sockets "
                          "(%s): their owners will show as unknown\n",
@@ -125,7 +118,7 @@ void seed_owners(tcptrail_bpf *skel) {
       bpf_program__attach_iter(skel->progs.seed_owner_files, nullptr));
   if (!files) {
     warn(errno_text(errno));
-    return;
+    return std::nullopt;
   }
   // Without it (a kernel without iter/tcp: probed, not loaded), listeners
   // open at start pass no owner to the children they accept.
@@ -150,33 +143,44 @@ void seed_owners(tcptrail_bpf *skel) {
     const auto t0 = Clock::now();
     const std::string pass1 = read_iter(bpf_link__fd(files.get()));
     const auto t1 = Clock::now();
+    std::vector<tt_iter_file> walked(pass1.size() / sizeof(tt_iter_file));
+    if (!walked.empty())
+      std::memcpy(walked.data(), pass1.data(),
+                  walked.size() * sizeof(tt_iter_file));
     std::set<std::uint64_t> listener_netns;
-    std::size_t sockets = 0, listeners = 0;
-    for (std::size_t off = 0; off + sizeof(SeedNote) <= pass1.size();
-         off += sizeof(SeedNote), ++sockets) {
-      SeedNote note;
-      std::memcpy(&note, pass1.data() + off, sizeof(note));
-      if (note.listener) {
+    std::size_t listeners = 0;
+    for (const tt_iter_file &f : walked)
+      if (f.flags & TT_FF_LISTENER) {
         ++listeners;
-        listener_netns.insert(note.netns);
+        listener_netns.insert(f.netns);
       }
-    }
-    if (sockets == listeners)
+    if (walked.size() == listeners)
       __atomic_store_n(&skel->bss->seed_pending, 0, __ATOMIC_RELAXED);
-    const std::size_t namespaces =
-        socks ? seed_listeners_in(listener_netns, bpf_link__fd(socks.get()))
-              : 0;
+    std::size_t namespaces = 0;
+    try {
+      if (socks)
+        namespaces =
+            seed_listeners_in(listener_netns, bpf_link__fd(socks.get()));
+    } catch (const Error &e) {
+      std::fprintf(stderr,
+                   "tcptrail: warning: cannot walk existing listeners (%s): "
+                   "connections they accept will show no owner until their "
+                   "owner's first system call on them\n",
+                   e.what());
+    }
     if (g_verbose)
       std::fprintf(stderr,
                    "tcptrail: seeding: %zu sockets from the fd walk (%lld "
                    "us), %zu of them listeners, seeded by iter/tcp in %zu "
                    "namespaces (%lld us); the others are claimed at their "
                    "first event\n",
-                   sockets, us(t0, t1), listeners, namespaces,
+                   walked.size(), us(t0, t1), listeners, namespaces,
                    us(t1, Clock::now()));
+    return walked;
   } catch (const Error &e) {
     warn(e.what());
   }
+  return std::nullopt;
 }
 
 // A batch is one ring record of TT_STAGE_RECORDS state records (2.7 KB): a
@@ -212,6 +216,8 @@ struct Tracer::Impl {
   std::optional<SocketMemory> memory;
   // The filters again, when they name an owner the kernel may not know.
   std::optional<FilterSpec> owner_filter;
+  // The start-up fd walk's records (seed_owners()), if it ran.
+  std::optional<Tracer::WalkedSockets> walked;
 
   // Batched mode only.
   std::optional<Reorder> reorder;
@@ -630,8 +636,17 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   if (int err = tcptrail_bpf__attach(skel))
     throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
                 "run with --verbose for libbpf's log");
-  if (bpf_program__autoload(skel->progs.seed_owner_files))
-    seed_owners(skel);
+  if (bpf_program__autoload(skel->progs.seed_owner_files)) {
+    if (auto files = seed_owners(skel)) {
+      const FilterSpec &f = cfg.filter;
+      impl->walked.emplace();
+      impl->walked->files = std::move(*files);
+      impl->walked->unfiltered = !f.af && f.pids.empty() && f.comm.empty() &&
+                                 f.lports.empty() && f.rports.empty() &&
+                                 f.laddrs.empty() && f.raddrs.empty() &&
+                                 !f.cgroup_id;
+    }
+  }
   if (bpf_program__autoload(skel->progs.dump_open_conns)) {
     // Made now, while privileged; iterators are created from it later.
     union bpf_iter_link_info linfo = {};
@@ -732,6 +747,10 @@ int Tracer::finish(EventSink &sink) {
     impl_->release(true);
   }
   return impl_->handled;
+}
+
+const std::optional<Tracer::WalkedSockets> &Tracer::walked_sockets() const {
+  return impl_->walked;
 }
 
 int Tracer::program_fd(const char *name) const {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <vector>
 
 #include "bpf/programs.h"
@@ -154,6 +155,19 @@ public:
   }
   void for_each_unstored_counters(void (*fn)(void *, const tt_conn_event &),
                                   void *ctx) const;
+
+  // The sockets the start-up fd walk found (bpf/owners.bpf.c): one record
+  // per TCP socket the filters let through and not in CLOSE, with the first
+  // process seen holding it; nullopt when the walk did not run (a kernel
+  // without iter/task_file). See socket_owners_of() (snapshot/enumerate.h).
+  struct WalkedSockets {
+    std::vector<tt_iter_file> files;
+    // No filter but --netns (and --state, which the walk ignores) narrowed
+    // it: a socket of a namespace it covered that is missing has no
+    // process this one can see, or was in CLOSE, or is newer.
+    bool unfiltered = false;
+  };
+  const std::optional<WalkedSockets> &walked_sockets() const;
 
   // The fd of a loaded program, by its function name ("dump_tcp"), or -1
   // when it is not loaded. For user/bpf/iter.h.

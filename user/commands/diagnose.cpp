@@ -7,6 +7,7 @@
 #include <cstring>
 #include <set>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -14,6 +15,7 @@
 #include "commands/session.h"
 #include "diagnose/aggregator.h"
 #include "diagnose/report_format.h"
+#include "snapshot/enumerate.h"
 #include "output.h"
 #include "privileges.h"
 #include "runtime.h"
@@ -73,14 +75,6 @@ int run_diagnose(const CommonOptions &in) {
   // helper thread that drops its own capabilities once it has entered the
   // namespace: run_session() drops the main thread's after attaching.
   diagnose::SnapshotPair snaps(netns, [] { drop_all_capabilities(); });
-  {
-    std::set<std::uint64_t> inodes;
-    for (const auto &s : snaps.start().sockets)
-      if ((s.state == 10 || s.state == 8) && s.inode) // LISTEN, CLOSE_WAIT
-        inodes.insert(s.inode);
-    snaps.start().owners = diagnose::socket_owners(inodes);
-  }
-  agg.set_start(snaps.start());
 
   const bool progress = isatty(STDERR_FILENO) == 1;
   const std::uint64_t start = monotonic_ns();
@@ -96,6 +90,17 @@ int run_diagnose(const CommonOptions &in) {
 
   DiagnoseSink sink(agg);
   SessionHooks hooks;
+  // The owners of the start snapshot's listeners and CLOSE_WAIT sockets,
+  // from the tracer's start-up fd walk (still privileged here, and before
+  // any event is read).
+  hooks.after_attach = [&](Tracer &tracer) {
+    std::set<std::uint64_t> inodes;
+    for (const auto &s : snaps.start().sockets)
+      if ((s.state == 10 || s.state == 8) && s.inode) // LISTEN, CLOSE_WAIT
+        inodes.insert(s.inode);
+    snaps.start().owners = socket_owners_of(tracer, std::move(inodes));
+    agg.set_start(snaps.start());
+  };
   hooks.on_lost = [&](std::uint64_t n) { agg.on_lost(n); };
   hooks.on_tick = [&](std::uint64_t now) {
     if (progress && now >= next_progress) {

@@ -115,6 +115,26 @@ std::vector<SocketRow> enumerate_sockets(const Tracer &tracer) {
   return rows;
 }
 
+std::map<std::uint64_t, diagnose::SocketOwner>
+socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes) {
+  std::map<std::uint64_t, diagnose::SocketOwner> out;
+  const auto &walked = tracer.walked_sockets();
+  if (walked) {
+    for (const tt_iter_file &f : walked->files) {
+      if (!inodes.erase(f.ino))
+        continue;
+      out[f.ino] = diagnose::SocketOwner{
+          f.pid, std::string(f.comm, strnlen(f.comm, sizeof(f.comm))),
+          f.cgroup_id};
+    }
+  }
+  // /proc shows the same processes as the walk: worth reading only for the
+  // sockets the tracer's filters kept out of it.
+  if (!inodes.empty() && !(walked && walked->unfiltered))
+    out.merge(diagnose::socket_owners(inodes));
+  return out;
+}
+
 SocketEnumerator::SocketEnumerator(SocketEnumerator &&) noexcept = default;
 SocketEnumerator &
 SocketEnumerator::operator=(SocketEnumerator &&) noexcept = default;

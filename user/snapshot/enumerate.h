@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
 #include <string_view>
 #include <vector>
 
@@ -53,6 +55,15 @@ private:
 // probes pick, warning on stderr
 // about malformed iterator records. For snapshot and leaks.
 std::vector<SocketRow> enumerate_sockets(const Tracer &tracer);
+
+// The process holding each socket inode of `inodes` (its first holder),
+// for those that have one: from the fd walk the tracer made at start
+// (Tracer::walked_sockets(), which its owner seeding needed anyway), else
+// from a walk of /proc/*/fd: where the walk could not run, or for the
+// inodes the tracer's filters may have kept out of it. diagnose's owner
+// lookup at start.
+std::map<std::uint64_t, diagnose::SocketOwner>
+socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes);
 
 // The SockDiag strategy's record conversion, for tests: a sock_diag socket
 // as the iterators' record, in namespace `netns`.
