@@ -9,7 +9,8 @@
  * are refused), while plain loads through it work everywhere. So:
  *  1. seed_owner_files (iter/task_file, every process, every namespace) puts
  *     socket address -> (inode, first owner seen) into seed_owners, and
- *     tells user space, per socket, its namespace and whether it listens.
+ *     gives user space a tt_iter_file record per socket (its namespace,
+ *     whether it listens, its owner: diagnose needs no walk of its own).
  *  2. Listeners get storage with their owner now, before they accept
  *     anything: a child gets a copy of its listener's storage (BPF_F_CLONE)
  *     at birth, in softirq, where no owner is on the CPU.
