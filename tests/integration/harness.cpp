@@ -765,6 +765,19 @@ ClientResult run_client(const TestNet &net, Side side, ClientSpec spec) {
   return result;
 }
 
+int listen4(const char *addr, const char *who) {
+  const int ls = socket(AF_INET, SOCK_STREAM, 0);
+  const int one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, addr, &a.sin_addr);
+  if (ls < 0 || bind(ls, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0 ||
+      listen(ls, 16) != 0)
+    throw std::runtime_error(std::string(who) + ": bind/listen failed");
+  return ls;
+}
+
 // ---------------------------------------------------------------------------
 // Connections held open across a tracer's start
 
@@ -784,24 +797,45 @@ std::uint16_t bound_port(int fd) {
   return ntohs(a.sin_port);
 }
 
-// One command on a held connection: "shut" (shutdown(SHUT_WR); replies
-// "shut P") or "close" (read to EOF; unless this end shut down first, wait
-// 50 ms for the ACK of the peer's FIN to leave; close; replies "done P").
-// Returns false once the connection is closed.
-bool held_command(ChildChannel &ch, const std::string &cmd, unsigned port,
-                  int fd, bool *shut) {
+// Held connections by port -> (fd, shut down already).
+using HeldTable = std::map<unsigned, std::pair<int, bool>>;
+
+// "shut P" (shutdown(SHUT_WR); replies "shut P") or "close P" (read to
+// EOF; unless this end shut down first, wait 50 ms for the ACK of the
+// peer's FIN to leave; close; replies "done P") on the connection of port
+// P in `conns`.
+void held_command(ChildChannel &ch, HeldTable &conns, const std::string &cmd,
+                  unsigned port, const char *who) {
+  const auto it = conns.find(port);
+  if (it == conns.end())
+    throw std::runtime_error(std::string(who) + ": no connection " +
+                             std::to_string(port));
+  auto &[fd, shut] = it->second;
   if (cmd == "shut") {
     shutdown(fd, SHUT_WR);
-    *shut = true;
+    shut = true;
     ch.send("shut " + std::to_string(port));
-    return true;
+    return;
   }
   drain(fd);
-  if (!*shut)
+  if (!shut)
     std::this_thread::sleep_for(50ms);
   close(fd);
+  conns.erase(it);
   ch.send("done " + std::to_string(port));
-  return false;
+}
+
+// The next "<command> <number>" line; nullopt on timeout, EOF or "quit".
+std::optional<std::pair<std::string, unsigned>> held_next(ChildChannel &ch) {
+  const auto line = ch.receive(std::chrono::seconds(50));
+  if (!line)
+    return std::nullopt;
+  std::istringstream in(*line);
+  std::pair<std::string, unsigned> out{"", 0};
+  in >> out.first >> out.second;
+  if (out.first == "quit")
+    return std::nullopt;
+  return out;
 }
 
 // Commands, one per line: "accept N" (keep N connections; replies "ok"),
@@ -809,41 +843,23 @@ bool held_command(ChildChannel &ch, const std::string &cmd, unsigned port,
 // held_command()), "quit" (close the listener, exit). Says "port N" once
 // listening.
 void held_server(ChildChannel &ch) {
-  const int ls = socket(AF_INET, SOCK_STREAM, 0);
-  const int one = 1;
-  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  inet_pton(AF_INET, TestNet::kAddr4B, &a.sin_addr);
-  if (bind(ls, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0 ||
-      listen(ls, 16) != 0)
-    throw std::runtime_error("held server: bind/listen failed");
+  const int ls = listen4(TestNet::kAddr4B, "held server");
   ch.send("port " + std::to_string(bound_port(ls)));
-  std::map<unsigned, std::pair<int, bool>> conns; // peer port -> fd, shut
-  while (auto line = ch.receive(std::chrono::seconds(50))) {
-    std::istringstream in(*line);
-    std::string cmd;
-    unsigned n = 0;
-    in >> cmd >> n;
-    if (cmd == "quit")
-      break;
-    if (cmd == "accept") {
-      for (unsigned i = 0; i < n; ++i) {
-        sockaddr_in peer{};
-        socklen_t plen = sizeof(peer);
-        const int c = accept(ls, reinterpret_cast<sockaddr *>(&peer), &plen);
-        if (c < 0)
-          throw std::runtime_error("held server: accept failed");
-        conns[ntohs(peer.sin_port)] = {c, false};
-      }
-      ch.send("ok");
+  HeldTable conns; // by peer port
+  while (const auto cmd = held_next(ch)) {
+    if (cmd->first != "accept") {
+      held_command(ch, conns, cmd->first, cmd->second, "held server");
       continue;
     }
-    const auto it = conns.find(n);
-    if (it == conns.end())
-      throw std::runtime_error("held server: no connection for " + *line);
-    if (!held_command(ch, cmd, n, it->second.first, &it->second.second))
-      conns.erase(it);
+    for (unsigned i = 0; i < cmd->second; ++i) {
+      sockaddr_in peer{};
+      socklen_t plen = sizeof(peer);
+      const int c = accept(ls, reinterpret_cast<sockaddr *>(&peer), &plen);
+      if (c < 0)
+        throw std::runtime_error("held server: accept failed");
+      conns[ntohs(peer.sin_port)] = {c, false};
+    }
+    ch.send("ok");
   }
   close(ls);
 }
@@ -851,31 +867,21 @@ void held_server(ChildChannel &ch) {
 // "conn PORT" (connect to B and keep it; replies "lport N"), "shut L" /
 // "close L" (the connection from local port L), "quit".
 void held_client(ChildChannel &ch) {
-  std::map<unsigned, std::pair<int, bool>> conns; // local port -> fd, shut
-  while (auto line = ch.receive(std::chrono::seconds(50))) {
-    std::istringstream in(*line);
-    std::string cmd;
-    unsigned n = 0;
-    in >> cmd >> n;
-    if (cmd == "quit")
-      break;
-    if (cmd == "conn") {
-      const int s = socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<std::uint16_t>(n));
-      inet_pton(AF_INET, TestNet::kAddr4B, &a.sin_addr);
-      if (connect(s, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0)
-        throw std::runtime_error("held client: connect failed");
-      conns[bound_port(s)] = {s, false};
-      ch.send("lport " + std::to_string(bound_port(s)));
+  HeldTable conns; // by local port
+  while (const auto cmd = held_next(ch)) {
+    if (cmd->first != "conn") {
+      held_command(ch, conns, cmd->first, cmd->second, "held client");
       continue;
     }
-    const auto it = conns.find(n);
-    if (it == conns.end())
-      throw std::runtime_error("held client: no connection for " + *line);
-    if (!held_command(ch, cmd, n, it->second.first, &it->second.second))
-      conns.erase(it);
+    const int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(cmd->second));
+    inet_pton(AF_INET, TestNet::kAddr4B, &a.sin_addr);
+    if (connect(s, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0)
+      throw std::runtime_error("held client: connect failed");
+    conns[bound_port(s)] = {s, false};
+    ch.send("lport " + std::to_string(bound_port(s)));
   }
 }
 

@@ -273,6 +273,10 @@ struct ClientResult {
 // (including a refused connect unless expect_refused, and vice versa).
 ClientResult run_client(const TestNet &net, Side side, ClientSpec spec);
 
+// In a child: a TCP listener on `addr` (numeric IPv4), ephemeral port,
+// SO_REUSEADDR, backlog 16. Throws "<who>: bind/listen failed".
+int listen4(const char *addr, const char *who);
+
 // Two connections from A (198.18.0.1) to B (198.18.0.2), made before a
 // test starts its tracers and held open, ESTABLISHED at both ends, by a
 // server process in B and a client process in A: sockets that existed

@@ -27,15 +27,8 @@ const std::string kServerComm = "tt-leaky";
 // "tidy" accepts one, reads to EOF and closes; "closeall" closes the kept
 // ones. Replies "ok <peer port>".
 void server_body(ChildChannel &ch) {
-  const int ls = socket(AF_INET, SOCK_STREAM, 0);
-  const int one = 1;
-  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const int ls = listen4(TestNet::kAddr4B, "server");
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  inet_pton(AF_INET, TestNet::kAddr4B, &a.sin_addr);
-  if (bind(ls, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0 ||
-      listen(ls, 64) != 0)
-    throw std::runtime_error("server: bind/listen failed");
   socklen_t len = sizeof(a);
   getsockname(ls, reinterpret_cast<sockaddr *>(&a), &len);
   ch.send("port " + std::to_string(ntohs(a.sin_port)));

@@ -260,13 +260,8 @@ double unix_now() {
 
 // The leaky server (namespace A): accepts one connection and never closes.
 void leaky_server(ChildChannel &ch) {
-  const int ls = socket(AF_INET, SOCK_STREAM, 0);
+  const int ls = listen4(TestNet::kAddr4A, "leaky");
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  inet_pton(AF_INET, TestNet::kAddr4A, &a.sin_addr);
-  if (bind(ls, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0 ||
-      listen(ls, 16) != 0)
-    throw std::runtime_error("leaky: bind/listen failed");
   socklen_t len = sizeof(a);
   getsockname(ls, reinterpret_cast<sockaddr *>(&a), &len);
   ch.send("port " + std::to_string(ntohs(a.sin_port)));
