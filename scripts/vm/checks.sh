@@ -5,7 +5,8 @@
 #   (always)     scripts/vm/smoke.sh: doctor, every subcommand's attach,
 #                live trace/history/snapshot/leaks runs;
 #   --suite      the whole integration suite (ctest -L integration);
-#                without it, the cookie tests alone (checked on every kernel);
+#                without it, the cookie and seeding tests alone (checked on
+#                every kernel);
 #   --fallbacks  the history and trace integration tests again with the
 #                fallbacks forced (TCPTRAIL_FORCE_FALLBACK), so each one runs
 #                on a kernel that does not need it.
@@ -58,10 +59,12 @@ if ((suite)); then
   count_ctest "$log"
 else
   # The cookie contract (every record's cookie is the one ss shows, through
-  # TIME_WAIT too) is checked on every kernel, suite or not.
-  echo "checks: cookie tests on $(uname -r)"
+  # TIME_WAIT too) and the owners of sockets open at start (the fd walk,
+  # iter/tcp stopped after the listeners, the claims) are checked on every
+  # kernel, suite or not.
+  echo "checks: cookie and seeding tests on $(uname -r)"
   (cd "$build" && ctest -L integration --output-on-failure --timeout 300 \
-    -R 'Cookie') 2>&1 | tee "$log"
+    -R 'Cookie|OpenBeforeStart|Seeded|OwnerOfAServerStartedBefore') 2>&1 | tee "$log"
   count_ctest "$log"
 fi
 if ((fallbacks)); then
