@@ -114,7 +114,7 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 
 /*
  * Returns 1 at the first socket that is not a listener: the kernel then ends
- * the read() with what it has, or with EAGAIN (see seed_sockets_in()), and
+ * the read() with what it has, or with EAGAIN (see seed_listeners_in()), and
  * the established table, however large, is not walked.
  */
 SEC("iter/tcp")

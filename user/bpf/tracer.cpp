@@ -126,12 +126,15 @@ std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
       bpf_program__autoload(skel->progs.seed_owner_socks)
           ? bpf_program__attach_iter(skel->progs.seed_owner_socks, nullptr)
           : nullptr);
-  if (!socks && bpf_program__autoload(skel->progs.seed_owner_socks))
+  auto warn_listeners = [](const std::string &why) {
     std::fprintf(stderr,
                  "tcptrail: warning: cannot walk existing listeners (%s): "
                  "connections they accept will show no owner until their "
                  "owner's first system call on them\n",
-                 errno_text(errno).c_str());
+                 why.c_str());
+  };
+  if (!socks && bpf_program__autoload(skel->progs.seed_owner_socks))
+    warn_listeners(errno_text(errno));
   using Clock = std::chrono::steady_clock;
   auto us = [](Clock::time_point a, Clock::time_point b) {
     return static_cast<long long>(
@@ -162,11 +165,7 @@ std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
         namespaces =
             seed_listeners_in(listener_netns, bpf_link__fd(socks.get()));
     } catch (const Error &e) {
-      std::fprintf(stderr,
-                   "tcptrail: warning: cannot walk existing listeners (%s): "
-                   "connections they accept will show no owner until their "
-                   "owner's first system call on them\n",
-                   e.what());
+      warn_listeners(e.what());
     }
     if (g_verbose)
       std::fprintf(stderr,
@@ -637,7 +636,8 @@ Tracer Tracer::create(const TracerConfig &cfg) {
     throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
                 "run with --verbose for libbpf's log");
   if (bpf_program__autoload(skel->progs.seed_owner_files)) {
-    if (auto files = seed_owners(skel)) {
+    auto files = seed_owners(skel);
+    if (files && cfg.keep_walked_sockets) {
       const FilterSpec &f = cfg.filter;
       impl->walked.emplace();
       impl->walked->files = std::move(*files);

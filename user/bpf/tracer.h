@@ -57,6 +57,9 @@ struct TracerConfig {
   // they reach the sink up to one poll late. Ignored with a ring too small
   // to hold four batches (under 16 KiB).
   bool batch = false;
+  // Keep the start-up fd walk's records for walked_sockets() (diagnose):
+  // 72 bytes per socket open at start, freed at once otherwise.
+  bool keep_walked_sockets = false;
   // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
   bool tracepoints = true;
   // serve: the tracepoint programs count into the per-CPU serve_stats map
@@ -159,7 +162,8 @@ public:
   // The sockets the start-up fd walk found (bpf/owners.bpf.c): one record
   // per TCP socket the filters let through and not in CLOSE, with the first
   // process seen holding it; nullopt when the walk did not run (a kernel
-  // without iter/task_file). See socket_owners_of() (snapshot/enumerate.h).
+  // without iter/task_file) or keep_walked_sockets was off. See
+  // socket_owners_of() (snapshot/enumerate.h).
   struct WalkedSockets {
     std::vector<tt_iter_file> files;
     // No filter but --netns (and --state, which the walk ignores) narrowed

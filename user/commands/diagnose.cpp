@@ -125,6 +125,7 @@ int run_diagnose(const CommonOptions &in) {
     cfg.mode = Mode::Diagnose;
     cfg.lazy_storage = true; // per-transition, as trace: see TracerConfig
     cfg.batch = true;
+    cfg.keep_walked_sockets = true; // the start snapshot's owners
     stats = run_session(opts, cfg, sink, hooks);
   } catch (...) {
     clear_progress();
