@@ -166,11 +166,12 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 	/*
 	 * A socket open before start, seen for the first time: its owner is
 	 * in seed_owners. Not asked at a new life (old CLOSE: the owner is on
-	 * the CPU), nor where storage exists and the owner is on the CPU; a
-	 * socket without storage (history's clients) asks in any context, so
-	 * that its whole path is kept in one place.
+	 * the CPU). Asked in process context too, where take_owner() below
+	 * has the last word: a socket without storage (history's clients) then
+	 * gets storage, so that its whole path is kept in one place, and the
+	 * entry goes either way instead of staying until exit.
 	 */
-	if (old != TCP_CLOSE && !(info && in_owner_context(old, new)) && seed_wanted_for(info))
+	if (old != TCP_CLOSE && seed_wanted_for(info))
 		info = seed_claim(sk, info);
 	if (!info) {
 		/*
