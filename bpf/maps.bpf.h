@@ -198,6 +198,17 @@ __u64 seeded_sockets __weak = 0; /* owners given from seed_owners */
 #define SEED_FILTER_WORDS 4096 /* 262,144 bits: 32 KiB of .bss */
 __u64 seed_filter[SEED_FILTER_WORDS] __weak = {};
 
+/* The filter's word and bit for a socket hash. */
+static __always_inline __u64 *seed_filter_word(__u32 h)
+{
+	return &seed_filter[(h >> 6) & (SEED_FILTER_WORDS - 1)];
+}
+
+static __always_inline __u64 seed_filter_bit(__u32 h)
+{
+	return 1ULL << (h & 63);
+}
+
 /* serve: this CPU's counters (cfg_serve), added up by user space. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -95,7 +95,7 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 		return 0;
 	/* The only writer, one socket at a time: no atomic needed. */
 	h = sk->__sk_common.skc_hash;
-	seed_filter[(h >> 6) & (SEED_FILTER_WORDS - 1)] |= 1ULL << (h & 63);
+	*seed_filter_word(h) |= seed_filter_bit(h);
 
 	/* sk is untrusted on hardened kernels: the cookie as the kernel keeps
 	 * it (0 if never asked for), as dump_task_file reads it. */
@@ -142,14 +142,8 @@ int seed_owner_socks(struct bpf_iter__tcp *ctx)
 	if (!owner)
 		return 0;
 	info = bpf_sk_storage_get(&sock_infos, tp, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (info && !(info->flags & TT_F_OWNER)) {
-		info->pid = owner->pid;
-		__builtin_memcpy(info->comm, owner->comm, sizeof(info->comm));
-		info->cgroup_id = owner->cgroup_id;
-		info->flags |= TT_F_OWNER;
-		info->lport = skc->skc_num;
-		__sync_fetch_and_add(&seeded_sockets, 1);
-	}
+	if (info && !(info->flags & TT_F_OWNER))
+		seed_give(info, owner);
 	bpf_map_delete_elem(&seed_owners, &key);
 	return 0;
 }

@@ -274,6 +274,18 @@ static __always_inline void take_owner(const struct tt_sock *s, struct sock_info
 	info->flags |= TT_F_OWNER;
 }
 
+/* The owner the fd walk found, into a socket's storage. */
+static __always_inline void seed_give(struct sock_info *info, const struct seed_owner *seed)
+{
+	info->pid = seed->pid;
+	__builtin_memcpy(info->comm, seed->comm, sizeof(info->comm));
+	info->cgroup_id = seed->cgroup_id;
+	info->flags |= TT_F_OWNER;
+	if (!info->lport)
+		info->lport = seed->lport;
+	__sync_fetch_and_add(&seeded_sockets, 1);
+}
+
 /*
  * A socket that existed before start, met without an owner: the owner the
  * start-up fd walk found for it (owners.bpf.c) goes into its storage, made
@@ -288,7 +300,7 @@ static __always_inline struct sock_info *seed_claim(const struct sock *sk,
 	__u64 key = (__u64)sk;
 	__u32 h = sk->__sk_common.skc_hash;
 
-	if (seed_filter[(h >> 6) & (SEED_FILTER_WORDS - 1)] & (1ULL << (h & 63)))
+	if (*seed_filter_word(h) & seed_filter_bit(h))
 		seed = bpf_map_lookup_elem(&seed_owners, &key);
 	if (!seed) {
 		if (info)
@@ -300,15 +312,8 @@ static __always_inline struct sock_info *seed_claim(const struct sock *sk,
 		if (!info)
 			info = bpf_sk_storage_get(&sock_infos, (void *)sk, NULL,
 						  BPF_SK_STORAGE_GET_F_CREATE);
-		if (info) {
-			info->pid = seed->pid;
-			__builtin_memcpy(info->comm, seed->comm, sizeof(info->comm));
-			info->cgroup_id = seed->cgroup_id;
-			info->flags |= TT_F_OWNER;
-			if (!info->lport)
-				info->lport = seed->lport;
-			__sync_fetch_and_add(&seeded_sockets, 1);
-		}
+		if (info)
+			seed_give(info, seed);
 	}
 	bpf_map_delete_elem(&seed_owners, &key);
 	return info;

@@ -83,22 +83,21 @@ void check_privileges() {
 // Pass 2 of the seeding: iter/tcp over the listeners of each namespace that
 // holds one of pass 1's (it stops where the established table starts).
 // Returns how many namespaces it walked.
-std::size_t seed_listeners_in(const std::set<std::uint64_t> &namespaces,
-                              int sock_fd) {
-  std::set<std::uint64_t> wanted = namespaces;
+std::size_t seed_listeners_in(std::set<std::uint64_t> wanted, int sock_fd) {
+  const std::size_t namespaces = wanted.size();
   auto walk = [sock_fd] { read_iter(sock_fd, IterEnd::Stopped); };
   struct stat self;
   if (stat("/proc/self/ns/net", &self) == 0 && wanted.erase(self.st_ino))
     walk();
   if (wanted.empty())
-    return namespaces.size();
+    return namespaces;
   // Other namespaces: found by a walk of /proc and /run/netns.
   std::vector<NetnsRef> others;
   for (NetnsRef &ns : list_netns())
     if (wanted.count(ns.inode))
       others.push_back(std::move(ns));
   in_each_netns(others, [&walk](const NetnsRef &) { walk(); });
-  return namespaces.size();
+  return namespaces;
 }
 
 // Finds the owner of every TCP socket that existed before start (see
@@ -122,8 +121,10 @@ std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
   }
   // Without it (a kernel without iter/tcp: probed, not loaded), listeners
   // open at start pass no owner to the children they accept.
+  const bool want_listeners =
+      bpf_program__autoload(skel->progs.seed_owner_socks);
   std::unique_ptr<bpf_link, LinkDeleter> socks(
-      bpf_program__autoload(skel->progs.seed_owner_socks)
+      want_listeners
           ? bpf_program__attach_iter(skel->progs.seed_owner_socks, nullptr)
           : nullptr);
   auto warn_listeners = [](const std::string &why) {
@@ -133,7 +134,7 @@ std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
                  "owner's first system call on them\n",
                  why.c_str());
   };
-  if (!socks && bpf_program__autoload(skel->progs.seed_owner_socks))
+  if (!socks && want_listeners)
     warn_listeners(errno_text(errno));
   using Clock = std::chrono::steady_clock;
   auto us = [](Clock::time_point a, Clock::time_point b) {
@@ -162,8 +163,8 @@ std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
     std::size_t namespaces = 0;
     try {
       if (socks)
-        namespaces =
-            seed_listeners_in(listener_netns, bpf_link__fd(socks.get()));
+        namespaces = seed_listeners_in(std::move(listener_netns),
+                                       bpf_link__fd(socks.get()));
     } catch (const Error &e) {
       warn_listeners(e.what());
     }

@@ -14,6 +14,7 @@
 
 #include "bpf/probe.h"
 #include "error.h"
+#include "format/escape.h"
 #include "runtime.h"
 #include "snapshot/records.h"
 #include "tcp_state.h"
@@ -123,9 +124,8 @@ socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes) {
     for (const tt_iter_file &f : walked->files) {
       if (!inodes.erase(f.ino))
         continue;
-      out[f.ino] = diagnose::SocketOwner{
-          f.pid, std::string(f.comm, strnlen(f.comm, sizeof(f.comm))),
-          f.cgroup_id};
+      out[f.ino] = diagnose::SocketOwner{f.pid, std::string(comm_view(f.comm)),
+                                         f.cgroup_id};
     }
   }
   // /proc shows the same processes as the walk: worth reading only for the
