@@ -25,7 +25,7 @@ int dump_open_conns(struct bpf_iter__bpf_sk_storage_map *ctx)
 	if (!sk || !info || !info->n_steps)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp || !fill_tuple(&ev.sk, &sk->__sk_common))
+	if (!tp || !fill_tuple(&ev.sk, tcp_skc(tp)))
 		return 0;
 	if (!ev.sk.lport)
 		ev.sk.lport = info->lport;

@@ -64,6 +64,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 {
 	struct sock_common *skc = ctx->sk_common;
 	struct seq_file *seq = ctx->meta->seq;
+	const struct sock_common *plain;
 	struct tt_iter_sock rec = {};
 	struct tt_sock tuple = {};
 	struct tcp_timewait_sock *tw;
@@ -75,7 +76,8 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 
 	if (!skc)
 		return 0; /* end of iteration */
-	if (!fill_tuple(&tuple, skc))
+	plain = skc_plain(skc);
+	if (!plain || !fill_tuple(&tuple, plain))
 		return 0;
 	__builtin_memcpy(rec.laddr, tuple.laddr, sizeof(rec.laddr));
 	__builtin_memcpy(rec.raddr, tuple.raddr, sizeof(rec.raddr));

@@ -140,7 +140,9 @@ int handle_tcp_send_reset(__u64 *ctx)
 	if (have_rst_reason())
 		reason = (__u32)ctx[2];
 	if (sk) {
-		if (!fill_tuple(&s, &sk->__sk_common))
+		const struct sock_common *skc = skc_plain(&sk->__sk_common);
+
+		if (!skc || !fill_tuple(&s, skc))
 			return 0;
 		state = sk->__sk_common.skc_state;
 	} else if (!skb || !tuple_from_skb(&s, skb, &seq)) {
@@ -152,9 +154,13 @@ int handle_tcp_send_reset(__u64 *ctx)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(handle_tcp_receive_reset, const struct sock *sk)
 {
+	const struct sock_common *skc;
 	struct tt_sock s = {};
 
-	if (cfg_no_resets || !fill_tuple(&s, &sk->__sk_common))
+	if (cfg_no_resets)
+		return 0;
+	skc = skc_plain(&sk->__sk_common);
+	if (!skc || !fill_tuple(&s, skc))
 		return 0;
 	return emit_reset(sk, &s, TT_RESET_RECEIVED, 0, 0, sk->__sk_common.skc_state);
 }

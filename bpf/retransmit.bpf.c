@@ -17,7 +17,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	__u32 seq = 0;
 	__u8 state, flags = 0;
 
-	if (cfg_no_retransmits || !tp || !fill_tuple(&s, &sk->__sk_common))
+	if (cfg_no_retransmits || !tp || !fill_tuple(&s, tcp_skc(tp)))
 		return 0;
 	state = sk->__sk_common.skc_state;
 	bpf_probe_read_kernel(&seq, sizeof(seq), &((struct tcp_skb_cb *)skb->cb)->seq);
@@ -77,11 +77,15 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(handle_tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
+	const struct tcp_request_sock *treq;
 	struct tt_seg_event *ev;
 	struct sock_info *info;
 	struct tt_sock s = {};
 
-	if (cfg_no_retransmits || cfg_aggregate || !fill_tuple(&s, &req->__req_common))
+	if (cfg_no_retransmits || cfg_aggregate)
+		return 0;
+	treq = bpf_skc_to_tcp_request_sock((void *)req); /* see skc_plain() */
+	if (!treq || !fill_tuple(&s, &treq->req.req.__req_common))
 		return 0;
 	info = sock_info_peek(sk);
 	fill_owner(&s, info, sk);

@@ -139,7 +139,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 
 	if (!tp) /* not TCP, or not a full socket */
 		return 0;
-	if (!fill_tuple(&s, &sk->__sk_common))
+	if (!fill_tuple(&s, tcp_skc(tp)))
 		return 0;
 	stage = stage_get();
 	if (cfg_batch && !stage)

@@ -19,6 +19,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <optional>
 #include <set>
 #include <string>
@@ -524,6 +526,27 @@ const char *kconfig_fallback() {
 
 } // namespace
 
+std::uint32_t seed_owner_entries(std::string_view sockstat) {
+  constexpr std::uint32_t kMin = 4096, kMax = 256 * 1024; // SEED_MAX_SOCKETS
+  // "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 467"
+  for (std::size_t at = 0; at < sockstat.size();) {
+    std::size_t end = sockstat.find('\n', at);
+    if (end == std::string_view::npos)
+      end = sockstat.size();
+    std::istringstream line{std::string(sockstat.substr(at, end - at))};
+    at = end + 1;
+    std::string word;
+    if (!(line >> word) || word != "TCP:")
+      continue;
+    while (line >> word)
+      if (unsigned long long alloc = 0; word == "alloc" && (line >> alloc))
+        return static_cast<std::uint32_t>(
+            std::clamp<unsigned long long>(2 * alloc, kMin, kMax));
+    break;
+  }
+  return kMax;
+}
+
 // Opens, configures and loads the object. Returns libbpf's error (0 on
 // success).
 int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
@@ -600,6 +623,16 @@ int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
     ro->cfg_wakeup_cpu_bytes = std::max<std::uint64_t>(
         1, cfg.wakeup_bytes / static_cast<std::uint64_t>(cpus > 0 ? cpus : 1));
   }
+  // Its buckets are allocated at creation, used or not.
+  std::uint32_t seeds = 1;
+  if (bpf_program__autoload(skel->progs.seed_owner_files)) {
+    std::ifstream in("/proc/net/sockstat");
+    std::stringstream text;
+    text << in.rdbuf();
+    seeds = seed_owner_entries(text.str());
+  }
+  if (int err = bpf_map__set_max_entries(skel->maps.seed_owners, seeds))
+    throw Error(fmt::format("sizing the seed map: {}", errno_text(err)));
   if (int err = bpf_map__set_max_entries(skel->maps.events,
                                          static_cast<__u32>(cfg.ringbuf_bytes)))
     throw Error(fmt::format("sizing the ring buffer: {}", errno_text(err)));
