@@ -9,8 +9,9 @@
  * are refused), while plain loads through it work everywhere. So:
  *  1. seed_owner_files (iter/task_file, every process, every namespace) puts
  *     socket address -> (inode, first owner seen) into seed_owners, and
- *     gives user space a tt_iter_file record per socket (its namespace,
- *     whether it listens, its owner: diagnose needs no walk of its own).
+ *     gives user space a tt_iter_file record per listener (which namespaces
+ *     to walk in step 2) or, with cfg_walk_records, per socket (diagnose's
+ *     owners: it needs no walk of its own).
  *  2. Listeners get storage with their owner now, before they accept
  *     anything: a child gets a copy of its listener's storage (BPF_F_CLONE)
  *     at birth, in softirq, where no owner is on the CPU.
@@ -60,10 +61,11 @@ static __always_inline bool seed_wanted(const struct sock *sk, __u32 tgid, const
 }
 
 /*
- * Also tells user space of each socket it put in seed_owners, as a
- * tt_iter_file record (TT_FF_LISTENER on listeners): which namespaces to
- * walk for listeners, and the owners diagnose asks for (the one fd walk of
- * a tracing start, see socket_owners_of() in user/snapshot/enumerate.h).
+ * Also tells user space of each listener it put in seed_owners, as a
+ * tt_iter_file record (TT_FF_LISTENER): which namespaces to walk for
+ * listeners; with cfg_walk_records, of every socket: the owners diagnose
+ * asks for (the one fd walk of a tracing start, see socket_owners_of() in
+ * user/snapshot/enumerate.h).
  */
 SEC("iter/task_file")
 int seed_owner_files(struct bpf_iter__task_file *ctx)
@@ -96,6 +98,9 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	/* The only writer, one socket at a time: no atomic needed. */
 	h = sk->__sk_common.skc_hash;
 	*seed_filter_word(h) |= seed_filter_bit(h);
+	seed_walked++;
+	if (!cfg_walk_records && sk->__sk_common.skc_state != TCP_LISTEN)
+		return 0;
 
 	/* sk is untrusted on hardened kernels: the cookie as the kernel keeps
 	 * it (0 if never asked for), as dump_task_file reads it. */

@@ -319,20 +319,23 @@ TEST(ProgramTable, EveryProgramHasAModeAndEveryLossIsNamed) {
 } // namespace
 } // namespace tcptrail
 
-TEST(SeedOwnerEntries, TwiceTheAllocatedTcpSocketsWithinBounds) {
+TEST(SeedOwnerEntries, TheAllocatedTcpSocketsAndAMarginWithinBounds) {
   const std::string busy = "sockets: used 30512\n"
                            "TCP: inuse 10016 orphan 0 tw 19544 alloc 10021 "
                            "mem 1201\n"
                            "UDP: inuse 0 mem 0\n";
-  EXPECT_EQ(tcptrail::seed_owner_entries(busy), 20042u);
+  EXPECT_EQ(tcptrail::seed_owner_entries(busy), 10021u * 5 / 4 + 1024);
   EXPECT_EQ(tcptrail::seed_owner_entries(
                 "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 467\n"),
             4096u); // the floor
   EXPECT_EQ(tcptrail::seed_owner_entries(
                 "TCP: inuse 1 orphan 0 tw 0 alloc 900000 mem 467"),
-            262144u); // the map's compiled-in size, no newline at the end
-  // Unreadable or unknown text: the full size, never a map too small.
-  EXPECT_EQ(tcptrail::seed_owner_entries(""), 262144u);
-  EXPECT_EQ(tcptrail::seed_owner_entries("TCP: inuse 1 alloc x\n"), 262144u);
-  EXPECT_EQ(tcptrail::seed_owner_entries("UDP: inuse 0 alloc 5\n"), 262144u);
+            262144u); // the ceiling; no newline at the end
+  EXPECT_EQ(tcptrail::seed_owner_entries(
+                "TCP: alloc 18446744073709551615\n"),
+            262144u); // no overflow
+  // Unreadable or unknown text: a bounded guess.
+  EXPECT_EQ(tcptrail::seed_owner_entries(""), 65536u);
+  EXPECT_EQ(tcptrail::seed_owner_entries("TCP: inuse 1 alloc x\n"), 65536u);
+  EXPECT_EQ(tcptrail::seed_owner_entries("UDP: inuse 0 alloc 5\n"), 65536u);
 }

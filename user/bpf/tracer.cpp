@@ -19,6 +19,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <optional>
@@ -160,7 +161,11 @@ std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
         ++listeners;
         listener_netns.insert(f.netns);
       }
-    if (walked.size() == listeners)
+    // The walk's records name every listener, other sockets only with
+    // cfg_walk_records: the count is the walk's own.
+    const std::uint64_t seeded =
+        __atomic_load_n(&skel->bss->seed_walked, __ATOMIC_RELAXED);
+    if (seeded == listeners)
       __atomic_store_n(&skel->bss->seed_pending, 0, __ATOMIC_RELAXED);
     std::size_t namespaces = 0;
     try {
@@ -172,11 +177,12 @@ std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
     }
     if (g_verbose)
       std::fprintf(stderr,
-                   "tcptrail: seeding: %zu sockets from the fd walk (%lld "
+                   "tcptrail: seeding: %llu sockets from the fd walk (%lld "
                    "us), %zu of them listeners, seeded by iter/tcp in %zu "
                    "namespaces (%lld us); the others are claimed at their "
                    "first event\n",
-                   walked.size(), us(t0, t1), listeners, namespaces,
+                   static_cast<unsigned long long>(seeded), us(t0, t1),
+                   listeners, namespaces,
                    us(t1, Clock::now()));
     return walked;
   } catch (const Error &e) {
@@ -402,23 +408,32 @@ ProgramPlan plan_programs(const TracerConfig &cfg, KernelProbes &probes) {
 
 namespace {
 
-// Sets each program's autoload from plan_programs(), and reports what the
-// kernel's refusals cost: warnings always, alternatives with --verbose.
-void choose_programs(const TracerConfig &cfg, tcptrail_bpf *skel) {
-  const ProgramPlan plan = plan_programs(cfg, KernelProbes::instance());
-  for (const std::string &w : plan.warnings)
-    std::fprintf(stderr, "tcptrail: warning: %s\n", w.c_str());
-  if (cfg.verbose)
-    for (const std::string &n : plan.notes)
-      std::fprintf(stderr, "tcptrail: %s\n", n.c_str());
+bool planned(const ProgramPlan &plan, std::string_view name) {
+  return std::find(plan.load.begin(), plan.load.end(), name) !=
+         plan.load.end();
+}
+
+// The programs of the start-up fd walk (seed_owners()).
+bool is_seed_program(std::string_view name) {
+  return name == "seed_owner_files" || name == "seed_owner_socks";
+}
+
+// Which of the planned programs one instance of the object loads: all of
+// them, or, when the fd walk runs while the rest verify, the walk's own
+// programs (Part::Seeds) and the others (Part::Rest).
+enum class Part { All, Seeds, Rest };
+
+// Sets each program's autoload from the plan and the part.
+void choose_programs(const ProgramPlan &plan, Part part, tcptrail_bpf *skel) {
   bpf_program *prog;
   bpf_object__for_each_program(prog, skel->obj) {
     const std::string_view name = bpf_program__name(prog);
     if (!find_program(name))
       throw Error(fmt::format("BPF program {} is not in the program table",
                               name));
-    const bool load = std::find(plan.load.begin(), plan.load.end(), name) !=
-                      plan.load.end();
+    const bool load = planned(plan, name) &&
+                      (part == Part::All ||
+                       is_seed_program(name) == (part == Part::Seeds));
     bpf_program__set_autoload(prog, load);
     // Iterators and the flush program are run on demand, never attached.
     if (bpf_program__type(prog) != BPF_PROG_TYPE_TRACING ||
@@ -527,7 +542,7 @@ const char *kconfig_fallback() {
 } // namespace
 
 std::uint32_t seed_owner_entries(std::string_view sockstat) {
-  constexpr std::uint32_t kMin = 4096, kMax = 256 * 1024; // SEED_MAX_SOCKETS
+  constexpr std::uint64_t kMin = 4096, kMax = 256 * 1024, kUnknown = 65536;
   // "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 467"
   for (std::size_t at = 0; at < sockstat.size();) {
     std::size_t end = sockstat.find('\n', at);
@@ -539,33 +554,39 @@ std::uint32_t seed_owner_entries(std::string_view sockstat) {
     if (!(line >> word) || word != "TCP:")
       continue;
     while (line >> word)
-      if (unsigned long long alloc = 0; word == "alloc" && (line >> alloc))
-        return static_cast<std::uint32_t>(
-            std::clamp<unsigned long long>(2 * alloc, kMin, kMax));
+      if (std::uint64_t alloc = 0; word == "alloc" && (line >> alloc))
+        return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+            std::min<std::uint64_t>(alloc, kMax) * 5 / 4 + 1024, kMin, kMax));
     break;
   }
-  return kMax;
+  return kUnknown;
 }
 
-// Opens, configures and loads the object. Returns libbpf's error (0 on
-// success).
-int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
-  std::string core_note;
-  const CoreBtfFile core_btf = CoreBtfFile::make(core_note);
-  if (cfg.verbose)
-    std::fprintf(stderr, "tcptrail: %s\n", core_note.c_str());
-  const char *kconfig = kconfig_fallback();
-  if (kconfig != nullptr && cfg.verbose)
-    std::fprintf(stderr, "tcptrail: no kernel config found: CONFIG_HZ "
-                         "unknown, socket ages from mstamp only\n");
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .kconfig = kconfig,
-              .btf_custom_path = core_btf.path());
-  impl.skel.reset(tcptrail_bpf__open_opts(&open_opts));
-  if (!impl.skel)
+// What every instance of the object is opened and configured with.
+struct LoadSetup {
+  const TracerConfig &cfg;
+  const ProgramPlan &plan;
+  const char *core_btf_path; // nullptr: the whole kernel BTF
+  const char *kconfig;       // nullptr: the kernel's own
+  std::uint32_t seed_entries;
+};
+
+using SkelPtr = std::unique_ptr<tcptrail_bpf, SkelDeleter>;
+
+// Opens one instance of the object with the plan's programs for `part`,
+// and configures it: filters and knobs in rodata, map sizes. Every
+// instance is configured alike: the first one loaded creates the maps,
+// rodata among them, and the others reuse them (reuse_maps()).
+SkelPtr open_configured(const LoadSetup &setup, Part part) {
+  const TracerConfig &cfg = setup.cfg;
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .kconfig = setup.kconfig,
+              .btf_custom_path = setup.core_btf_path);
+  SkelPtr owned(tcptrail_bpf__open_opts(&open_opts));
+  if (!owned)
     throw Error(fmt::format("opening BPF object: {}", errno_text(errno)));
-  tcptrail_bpf *skel = impl.skel.get();
-  choose_programs(cfg, skel);
-  const bool kernel_paths = bpf_program__autoload(skel->progs.dump_open_conns);
+  tcptrail_bpf *skel = owned.get();
+  choose_programs(setup.plan, part, skel);
+  const bool kernel_paths = planned(setup.plan, "dump_open_conns");
 
   // Configure: filters and knobs go to rodata before load.
   const FilterSpec &f = cfg.filter;
@@ -606,14 +627,15 @@ int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
   put_cidrs(ro->cfg_raddrs, f.raddrs);
   ro->cfg_aggregate = cfg.aggregate ? 1 : 0;
   ro->cfg_kernel_paths = kernel_paths ? 1 : 0;
+  ro->cfg_walk_records = cfg.keep_walked_sockets ? 1 : 0;
   ro->cfg_lazy_storage = cfg.lazy_storage ? 1 : 0;
-  ro->cfg_batch = bpf_program__autoload(skel->progs.flush_stage) ? 1 : 0;
+  ro->cfg_batch = planned(setup.plan, "flush_stage") ? 1 : 0;
   ro->cfg_serve = cfg.serve ? 1 : 0;
   ro->cfg_serve_no_records = cfg.serve && !cfg.serve_records ? 1 : 0;
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
   ro->cfg_rst_reason =
-      bpf_program__autoload(skel->progs.handle_tcp_send_reset) &&
+      planned(setup.plan, "handle_tcp_send_reset") &&
               KernelProbes::instance().has(Feature::RstReasonEnum)
           ? 1
           : 0;
@@ -623,21 +645,51 @@ int open_and_load(const TracerConfig &cfg, Tracer::Impl &impl) {
     ro->cfg_wakeup_cpu_bytes = std::max<std::uint64_t>(
         1, cfg.wakeup_bytes / static_cast<std::uint64_t>(cpus > 0 ? cpus : 1));
   }
-  // Its buckets are allocated at creation, used or not.
-  std::uint32_t seeds = 1;
-  if (bpf_program__autoload(skel->progs.seed_owner_files)) {
-    std::ifstream in("/proc/net/sockstat");
-    std::stringstream text;
-    text << in.rdbuf();
-    seeds = seed_owner_entries(text.str());
-  }
-  if (int err = bpf_map__set_max_entries(skel->maps.seed_owners, seeds))
+  if (int err = bpf_map__set_max_entries(skel->maps.seed_owners,
+                                         setup.seed_entries))
     throw Error(fmt::format("sizing the seed map: {}", errno_text(err)));
   if (int err = bpf_map__set_max_entries(skel->maps.events,
                                          static_cast<__u32>(cfg.ringbuf_bytes)))
     throw Error(fmt::format("sizing the ring buffer: {}", errno_text(err)));
 
-  return tcptrail_bpf__load(skel);
+  return owned;
+}
+
+// dst's maps become src's (src is loaded, dst not yet).
+void reuse_maps(tcptrail_bpf *dst, const tcptrail_bpf *src) {
+  bpf_map *map;
+  bpf_object__for_each_map(map, dst->obj) {
+    const bpf_map *from =
+        bpf_object__find_map_by_name(src->obj, bpf_map__name(map));
+    if (!from)
+      throw Error(fmt::format("sharing map {}: not in the first instance",
+                              bpf_map__name(map)));
+    if (int err = bpf_map__reuse_fd(map, bpf_map__fd(from)))
+      throw Error(fmt::format("sharing map {}: {}", bpf_map__name(map),
+                              errno_text(err)));
+  }
+}
+
+void load(tcptrail_bpf *skel) {
+  if (int err = tcptrail_bpf__load(skel))
+    throw Error(fmt::format("loading BPF programs: {}", errno_text(err)),
+                err == -EACCES || err == -EINVAL
+                    ? "the kernel's verifier rejected a program (its log is "
+                      "above); run `tcptrail doctor` and report both with "
+                      "`uname -r`"
+                    : "run `tcptrail doctor` to see what this kernel "
+                      "supports, and --verbose for libbpf's log");
+}
+
+// seed_owners' size: see seed_owner_entries(). Its buckets are allocated
+// at creation, used or not: one entry where nothing walks.
+std::uint32_t seed_entries(const ProgramPlan &plan) {
+  if (!planned(plan, "seed_owner_files"))
+    return 1;
+  std::ifstream in("/proc/net/sockstat");
+  std::stringstream text;
+  text << in.rdbuf();
+  return seed_owner_entries(text.str());
 }
 
 Tracer Tracer::create(const TracerConfig &cfg) {
@@ -656,30 +708,68 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
     throw Error("kernel BTF not found at /sys/kernel/btf/vmlinux",
                 "tcptrail needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+  const ProgramPlan plan = plan_programs(cfg, KernelProbes::instance());
+  for (const std::string &w : plan.warnings)
+    std::fprintf(stderr, "tcptrail: warning: %s\n", w.c_str());
+  if (cfg.verbose)
+    for (const std::string &n : plan.notes)
+      std::fprintf(stderr, "tcptrail: %s\n", n.c_str());
+  std::string core_note;
+  const CoreBtfFile core_btf = CoreBtfFile::make(core_note);
+  if (cfg.verbose)
+    std::fprintf(stderr, "tcptrail: %s\n", core_note.c_str());
+  const char *kconfig = kconfig_fallback();
+  if (kconfig != nullptr && cfg.verbose)
+    std::fprintf(stderr, "tcptrail: no kernel config found: CONFIG_HZ "
+                         "unknown, socket ages from mstamp only\n");
+  const LoadSetup setup{cfg, plan, core_btf.path(), kconfig,
+                        seed_entries(plan)};
+
+  // The fd walk (seed_owners()) does not wait for the other programs: its
+  // own two are loaded first, in an instance of the object that creates
+  // every map, and walk on a thread while the rest verify in a second
+  // instance that reuses those maps. Both are kernel time (the walk of
+  // 10,000 sockets about as long as verifying the tracing programs), so a
+  // second CPU hides one behind the other. The thread ends before
+  // create() returns, while we are still privileged.
   auto impl = std::make_unique<Impl>();
-  if (int err = open_and_load(cfg, *impl))
-    throw Error(fmt::format("loading BPF programs: {}", errno_text(err)),
-                err == -EACCES || err == -EINVAL
-                    ? "the kernel's verifier rejected a program (its log is "
-                      "above); run `tcptrail doctor` and report both with "
-                      "`uname -r`"
-                    : "run `tcptrail doctor` to see what this kernel "
-                      "supports, and --verbose for libbpf's log");
+  const bool seeding = planned(plan, "seed_owner_files");
+  SkelPtr seeder;
+  std::optional<std::vector<tt_iter_file>> files;
+  std::exception_ptr walk_error;
+  std::jthread walker; // declared last: joined first when unwinding
+  if (seeding) {
+    seeder = open_configured(setup, Part::Seeds);
+    load(seeder.get());
+    walker = std::jthread([&] {
+      try {
+        files = seed_owners(seeder.get());
+      } catch (...) {
+        walk_error = std::current_exception();
+      }
+    });
+  }
+  impl->skel = open_configured(setup, seeding ? Part::Rest : Part::All);
   tcptrail_bpf *skel = impl->skel.get();
+  if (seeder)
+    reuse_maps(skel, seeder.get());
+  load(skel);
   if (int err = tcptrail_bpf__attach(skel))
     throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
                 "run with --verbose for libbpf's log");
-  if (bpf_program__autoload(skel->progs.seed_owner_files)) {
-    auto files = seed_owners(skel);
-    if (files && cfg.keep_walked_sockets) {
-      const FilterSpec &f = cfg.filter;
-      impl->walked.emplace();
-      impl->walked->files = std::move(*files);
-      impl->walked->unfiltered = !f.af && f.pids.empty() && f.comm.empty() &&
-                                 f.lports.empty() && f.rports.empty() &&
-                                 f.laddrs.empty() && f.raddrs.empty() &&
-                                 !f.cgroup_id;
-    }
+  if (walker.joinable())
+    walker.join();
+  if (walk_error)
+    std::rethrow_exception(walk_error);
+  seeder.reset(); // its iterators are done; the maps live on in skel
+  if (files && cfg.keep_walked_sockets) {
+    const FilterSpec &f = cfg.filter;
+    impl->walked.emplace();
+    impl->walked->files = std::move(*files);
+    impl->walked->unfiltered = !f.af && f.pids.empty() && f.comm.empty() &&
+                               f.lports.empty() && f.rports.empty() &&
+                               f.laddrs.empty() && f.raddrs.empty() &&
+                               !f.cgroup_id;
   }
   if (bpf_program__autoload(skel->progs.dump_open_conns)) {
     // Made now, while privileged; iterators are created from it later.
