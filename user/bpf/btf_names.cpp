@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 namespace tcptrail {
 
@@ -191,15 +192,64 @@ std::span<const std::uint8_t> BtfFile::bytes() const {
 // the mapping is gone before the programs load, so peak memory does not
 // grow. Anything else (no sysfs BTF, a kernel that refuses the mapping
 // and the read) goes to libbpf's own search.
+//
+// With a SharedKernelBtf alive, the parse is also kept: libbpf's
+// btf__free() of it (--wrap=btf__free) is deferred to the scope's end.
+namespace {
+
+std::mutex g_shared_mutex;
+bool g_sharing = false;
+struct btf *g_shared = nullptr;
+
+} // namespace
+
 extern "C" {
 struct btf *__real_btf__load_vmlinux_btf(void);
+void __real_btf__free(struct btf *btf);
+
 struct btf *__wrap_btf__load_vmlinux_btf(void) {
+  std::lock_guard lock(g_shared_mutex);
+  if (g_sharing && g_shared != nullptr)
+    return g_shared;
+  struct btf *btf = nullptr;
   if (const auto file = tcptrail::BtfFile::open("/sys/kernel/btf/vmlinux")) {
     const auto bytes = file->bytes();
-    struct btf *btf = btf__new(bytes.data(), static_cast<__u32>(bytes.size()));
-    if (libbpf_get_error(btf) == 0)
-      return btf;
+    btf = btf__new(bytes.data(), static_cast<__u32>(bytes.size()));
+    if (libbpf_get_error(btf) != 0)
+      btf = nullptr;
   }
-  return __real_btf__load_vmlinux_btf();
+  if (btf == nullptr)
+    btf = __real_btf__load_vmlinux_btf();
+  if (g_sharing && libbpf_get_error(btf) == 0)
+    g_shared = btf;
+  return btf;
+}
+
+void __wrap_btf__free(struct btf *btf) {
+  {
+    std::lock_guard lock(g_shared_mutex);
+    if (btf != nullptr && btf == g_shared)
+      return; // freed by ~SharedKernelBtf()
+  }
+  __real_btf__free(btf);
 }
 }
+
+namespace tcptrail {
+
+SharedKernelBtf::SharedKernelBtf() {
+  std::lock_guard lock(g_shared_mutex);
+  g_sharing = true;
+}
+
+SharedKernelBtf::~SharedKernelBtf() {
+  struct btf *kept;
+  {
+    std::lock_guard lock(g_shared_mutex);
+    g_sharing = false;
+    kept = std::exchange(g_shared, nullptr);
+  }
+  __real_btf__free(kept);
+}
+
+} // namespace tcptrail

@@ -738,22 +738,27 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   std::optional<std::vector<tt_iter_file>> files;
   std::exception_ptr walk_error;
   std::jthread walker; // declared last: joined first when unwinding
+  std::optional<SharedKernelBtf> shared_btf; // one parse for both loads
+  impl->skel = open_configured(setup, seeding ? Part::Rest : Part::All);
+  tcptrail_bpf *skel = impl->skel.get();
   if (seeding) {
+    shared_btf.emplace();
     seeder = open_configured(setup, Part::Seeds);
     load(seeder.get());
+    reuse_maps(skel, seeder.get());
+    // The thread owns the seeder from here: its memory goes as soon as
+    // the walk is done, while the rest may still verify.
     walker = std::jthread([&] {
       try {
         files = seed_owners(seeder.get());
       } catch (...) {
         walk_error = std::current_exception();
       }
+      seeder.reset();
     });
   }
-  impl->skel = open_configured(setup, seeding ? Part::Rest : Part::All);
-  tcptrail_bpf *skel = impl->skel.get();
-  if (seeder)
-    reuse_maps(skel, seeder.get());
   load(skel);
+  shared_btf.reset();
   if (int err = tcptrail_bpf__attach(skel))
     throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
                 "run with --verbose for libbpf's log");
@@ -761,7 +766,6 @@ Tracer Tracer::create(const TracerConfig &cfg) {
     walker.join();
   if (walk_error)
     std::rethrow_exception(walk_error);
-  seeder.reset(); // its iterators are done; the maps live on in skel
   if (files && cfg.keep_walked_sockets) {
     const FilterSpec &f = cfg.filter;
     impl->walked.emplace();
