@@ -211,7 +211,11 @@ void copy_array(volatile T (&dst)[N], const std::vector<T> &src) {
 } // namespace
 
 struct Tracer::Impl {
+  // Every map, and every loaded program but the state program's...
   std::unique_ptr<tcptrail_bpf, SkelDeleter> skel;
+  // ...which, where it was verified side by side with the others
+  // (Tracer::create()), is in this instance of the object.
+  std::unique_ptr<tcptrail_bpf, SkelDeleter> state_skel;
   std::unique_ptr<ring_buffer, RingDeleter> ring;
   // History mode: the socket storage iterator (dump_open_conns) and, with
   // lazy storage, the counters of the sockets without (dump_unstored_counters).
@@ -219,6 +223,14 @@ struct Tracer::Impl {
   std::unique_ptr<bpf_link, LinkDeleter> unstored_counters;
   EventSink *sink = nullptr;
   int handled = 0;
+
+  // The loaded instances of the object.
+  std::vector<tcptrail_bpf *> parts() const {
+    std::vector<tcptrail_bpf *> out{skel.get()};
+    if (state_skel)
+      out.push_back(state_skel.get());
+    return out;
+  }
   std::uint64_t invalid = 0;
   // Lazy storage mode only.
   std::optional<SocketMemory> memory;
@@ -418,10 +430,29 @@ bool is_seed_program(std::string_view name) {
   return name == "seed_owner_files" || name == "seed_owner_socks";
 }
 
+constexpr std::string_view kStateProgram = "handle_inet_sock_set_state";
+
 // Which of the planned programs one instance of the object loads: all of
-// them, or, when the fd walk runs while the rest verify, the walk's own
-// programs (Part::Seeds) and the others (Part::Rest).
-enum class Part { All, Seeds, Rest };
+// them, or a part of a start that loads them side by side (see
+// Tracer::create()): the fd walk's (Seeds), none (Maps: only makes the
+// maps), the state program (State), the others (Rest).
+enum class Part { All, Seeds, Maps, State, Rest };
+
+bool in_part(std::string_view name, Part part) {
+  switch (part) {
+  case Part::All:
+    return true;
+  case Part::Seeds:
+    return is_seed_program(name);
+  case Part::Maps:
+    return false;
+  case Part::State:
+    return name == kStateProgram;
+  case Part::Rest:
+    return !is_seed_program(name) && name != kStateProgram;
+  }
+  return false;
+}
 
 // Sets each program's autoload from the plan and the part.
 void choose_programs(const ProgramPlan &plan, Part part, tcptrail_bpf *skel) {
@@ -431,9 +462,7 @@ void choose_programs(const ProgramPlan &plan, Part part, tcptrail_bpf *skel) {
     if (!find_program(name))
       throw Error(fmt::format("BPF program {} is not in the program table",
                               name));
-    const bool load = planned(plan, name) &&
-                      (part == Part::All ||
-                       is_seed_program(name) == (part == Part::Seeds));
+    const bool load = planned(plan, name) && in_part(name, part);
     bpf_program__set_autoload(prog, load);
     // Iterators and the flush program are run on demand, never attached.
     if (bpf_program__type(prog) != BPF_PROG_TYPE_TRACING ||
@@ -725,43 +754,63 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   const LoadSetup setup{cfg, plan, core_btf.path(), kconfig,
                         seed_entries(plan)};
 
-  // The fd walk (seed_owners()) does not wait for the other programs: its
-  // own two are loaded first, in an instance of the object that creates
-  // every map, and walk on a thread while the rest verify in a second
-  // instance that reuses those maps. Both are kernel time (the walk of
-  // 10,000 sockets about as long as verifying the tracing programs), so a
-  // second CPU hides one behind the other. The thread ends before
-  // create() returns, while we are still privileged.
+  // Loaded side by side, in instances of the object that share one set of
+  // maps: the first instance makes the maps and loads the fd walk's two
+  // programs (or none, where no walk runs); then the walk (seed_owners())
+  // runs on one thread, the state program verifies on another, and the
+  // other programs verify here. All three are kernel time, of similar
+  // length with 10,000 sockets open, so the CPUs a host has share them
+  // instead of one doing them in turn. Both threads end before create()
+  // returns, while we are still privileged.
   auto impl = std::make_unique<Impl>();
   const bool seeding = planned(plan, "seed_owner_files");
-  SkelPtr seeder;
+  const bool side_by_side = planned(plan, kStateProgram);
+  SkelPtr first;
   std::optional<std::vector<tt_iter_file>> files;
-  std::exception_ptr walk_error;
-  std::jthread walker; // declared last: joined first when unwinding
-  std::optional<SharedKernelBtf> shared_btf; // one parse for both loads
-  impl->skel = open_configured(setup, seeding ? Part::Rest : Part::All);
+  std::exception_ptr walk_error, state_error;
+  std::optional<SharedKernelBtf> shared_btf; // one parse for every load
+  // Declared after what they use: joined first when unwinding.
+  std::jthread walker, verifier;
+  impl->skel = open_configured(setup, side_by_side ? Part::Rest : Part::All);
   tcptrail_bpf *skel = impl->skel.get();
-  if (seeding) {
+  if (side_by_side) {
     shared_btf.emplace();
-    seeder = open_configured(setup, Part::Seeds);
-    load(seeder.get());
-    reuse_maps(skel, seeder.get());
-    // The thread owns the seeder from here: its memory goes as soon as
-    // the walk is done, while the rest may still verify.
-    walker = std::jthread([&] {
+    impl->state_skel = open_configured(setup, Part::State);
+    first = open_configured(setup, seeding ? Part::Seeds : Part::Maps);
+    load(first.get());
+    reuse_maps(skel, first.get());
+    reuse_maps(impl->state_skel.get(), first.get());
+    // The walker owns the first instance from here: its memory goes as
+    // soon as the walk is done, while the rest may still verify.
+    if (seeding)
+      walker = std::jthread([&] {
+        try {
+          files = seed_owners(first.get());
+        } catch (...) {
+          walk_error = std::current_exception();
+        }
+        first.reset();
+      });
+    else
+      first.reset(); // the maps live on in the other two
+    verifier = std::jthread([&] {
       try {
-        files = seed_owners(seeder.get());
+        load(impl->state_skel.get());
       } catch (...) {
-        walk_error = std::current_exception();
+        state_error = std::current_exception();
       }
-      seeder.reset();
     });
   }
   load(skel);
+  if (verifier.joinable())
+    verifier.join();
+  if (state_error)
+    std::rethrow_exception(state_error);
   shared_btf.reset();
-  if (int err = tcptrail_bpf__attach(skel))
-    throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
-                "run with --verbose for libbpf's log");
+  for (tcptrail_bpf *part : impl->parts())
+    if (int err = tcptrail_bpf__attach(part))
+      throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
+                  "run with --verbose for libbpf's log");
   if (walker.joinable())
     walker.join();
   if (walk_error)
@@ -863,7 +912,8 @@ int Tracer::finish(EventSink &sink) {
   // (synchronize_rcu()). Where it is refused (nohz_full CPUs), a pause far
   // longer than any run. After that every stage can be flushed and the ring
   // holds all there will be.
-  tcptrail_bpf__detach(impl_->skel.get());
+  for (tcptrail_bpf *part : impl_->parts())
+    tcptrail_bpf__detach(part);
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
     usleep(10'000);
   impl_->sink = &sink;
@@ -882,11 +932,12 @@ const std::optional<Tracer::WalkedSockets> &Tracer::walked_sockets() const {
 }
 
 int Tracer::program_fd(const char *name) const {
-  const bpf_program *prog =
-      bpf_object__find_program_by_name(impl_->skel->obj, name);
-  if (!prog || !bpf_program__autoload(prog))
-    return -1;
-  return bpf_program__fd(prog);
+  for (const tcptrail_bpf *part : impl_->parts()) {
+    const bpf_program *prog = bpf_object__find_program_by_name(part->obj, name);
+    if (prog && bpf_program__autoload(prog))
+      return bpf_program__fd(prog);
+  }
+  return -1;
 }
 
 namespace {
@@ -948,17 +999,19 @@ void Tracer::for_each_unstored_counters(
 namespace {
 
 // Runs the kernel skipped, every program added up (bpf_prog_info).
-std::uint64_t recursion_misses(const bpf_object *obj) {
+std::uint64_t recursion_misses(const std::vector<tcptrail_bpf *> &parts) {
   std::uint64_t missed = 0;
-  bpf_program *prog;
-  bpf_object__for_each_program(prog, obj) {
-    const int fd = bpf_program__fd(prog);
-    if (fd < 0)
-      continue;
-    bpf_prog_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-      missed += info.recursion_misses;
+  for (const tcptrail_bpf *part : parts) {
+    bpf_program *prog;
+    bpf_object__for_each_program(prog, part->obj) {
+      const int fd = bpf_program__fd(prog);
+      if (fd < 0)
+        continue;
+      bpf_prog_info info{};
+      __u32 len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+        missed += info.recursion_misses;
+    }
   }
   return missed;
 }
@@ -977,13 +1030,13 @@ TracerStats Tracer::stats() const {
     out.storage_fail += impl_->memory->forgotten();
   if (impl_->reorder)
     out.late = impl_->reorder->late();
-  out.missed = recursion_misses(impl_->skel->obj);
+  out.missed = recursion_misses(impl_->parts());
   return out;
 }
 
 std::uint64_t Tracer::kernel_losses() const {
   return __atomic_load_n(&impl_->skel->bss->stat_lost, __ATOMIC_RELAXED) +
-         recursion_misses(impl_->skel->obj);
+         recursion_misses(impl_->parts());
 }
 
 tt_serve_stats Tracer::serve_stats() const {
@@ -1014,17 +1067,19 @@ tt_serve_stats Tracer::serve_stats() const {
 
 std::vector<ProgramRunStats> Tracer::program_run_stats() const {
   std::vector<ProgramRunStats> out;
-  bpf_program *prog;
-  bpf_object__for_each_program(prog, impl_->skel->obj) {
-    const int fd = bpf_program__fd(prog);
-    if (fd < 0)
-      continue;
-    bpf_prog_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-      continue;
-    out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt,
-                   info.recursion_misses});
+  for (const tcptrail_bpf *part : impl_->parts()) {
+    bpf_program *prog;
+    bpf_object__for_each_program(prog, part->obj) {
+      const int fd = bpf_program__fd(prog);
+      if (fd < 0)
+        continue;
+      bpf_prog_info info{};
+      __u32 len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+        continue;
+      out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt,
+                     info.recursion_misses});
+    }
   }
   return out;
 }
