@@ -3,7 +3,9 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/membarrier.h>
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -211,11 +213,24 @@ void copy_array(volatile T (&dst)[N], const std::vector<T> &src) {
 } // namespace
 
 struct Tracer::Impl {
-  // Every map, and every loaded program but the state program's...
+  // Every map, and every loaded program but the state program where it
+  // was verified side by side with the others (Tracer::create()): then its
+  // instance of the object is gone once attached, and this keeps what is
+  // needed of it (an instance costs ~300 KB of heap and a mapping of the
+  // maps' data).
   std::unique_ptr<tcptrail_bpf, SkelDeleter> skel;
-  // ...which, where it was verified side by side with the others
-  // (Tracer::create()), is in this instance of the object.
-  std::unique_ptr<tcptrail_bpf, SkelDeleter> state_skel;
+  struct Program {
+    std::string name;
+    int fd = -1; // for bpf_prog_info
+    std::unique_ptr<bpf_link, LinkDeleter> link;
+    Program() = default;
+    Program(Program &&) = delete;
+    ~Program() {
+      if (fd >= 0)
+        close(fd);
+    }
+  };
+  std::optional<Program> state;
   std::unique_ptr<ring_buffer, RingDeleter> ring;
   // History mode: the socket storage iterator (dump_open_conns) and, with
   // lazy storage, the counters of the sockets without (dump_unstored_counters).
@@ -224,11 +239,16 @@ struct Tracer::Impl {
   EventSink *sink = nullptr;
   int handled = 0;
 
-  // The loaded instances of the object.
-  std::vector<tcptrail_bpf *> parts() const {
-    std::vector<tcptrail_bpf *> out{skel.get()};
-    if (state_skel)
-      out.push_back(state_skel.get());
+  // Every loaded program: name and fd.
+  std::vector<std::pair<std::string_view, int>> programs() const {
+    std::vector<std::pair<std::string_view, int>> out;
+    bpf_program *prog;
+    bpf_object__for_each_program(prog, skel->obj) {
+      if (bpf_program__fd(prog) >= 0)
+        out.emplace_back(bpf_program__name(prog), bpf_program__fd(prog));
+    }
+    if (state)
+      out.emplace_back(state->name, state->fd);
     return out;
   }
   std::uint64_t invalid = 0;
@@ -598,6 +618,7 @@ struct LoadSetup {
   const char *core_btf_path; // nullptr: the whole kernel BTF
   const char *kconfig;       // nullptr: the kernel's own
   std::uint32_t seed_entries;
+  bool rst_reason; // the kernel passes the RST reason (probed before)
 };
 
 using SkelPtr = std::unique_ptr<tcptrail_bpf, SkelDeleter>;
@@ -664,10 +685,8 @@ SkelPtr open_configured(const LoadSetup &setup, Part part) {
   ro->cfg_no_retransmits = cfg.want_retransmits ? 0 : 1;
   ro->cfg_no_resets = cfg.want_resets ? 0 : 1;
   ro->cfg_rst_reason =
-      planned(setup.plan, "handle_tcp_send_reset") &&
-              KernelProbes::instance().has(Feature::RstReasonEnum)
-          ? 1
-          : 0;
+      planned(setup.plan, "handle_tcp_send_reset") && setup.rst_reason ? 1
+                                                                        : 0;
   // Each CPU signals after its share: at most wakeup_bytes wait unannounced.
   if (cfg.wakeup_bytes) {
     const int cpus = libbpf_num_possible_cpus();
@@ -699,8 +718,11 @@ void reuse_maps(tcptrail_bpf *dst, const tcptrail_bpf *src) {
   }
 }
 
-void load(tcptrail_bpf *skel) {
-  if (int err = tcptrail_bpf__load(skel))
+// map_data false: the instance's programs only, without the skeleton's
+// mappings of the maps' data (another instance maps them).
+void load(tcptrail_bpf *skel, bool map_data = true) {
+  if (int err = map_data ? tcptrail_bpf__load(skel)
+                         : bpf_object__load(skel->obj))
     throw Error(fmt::format("loading BPF programs: {}", errno_text(err)),
                 err == -EACCES || err == -EINVAL
                     ? "the kernel's verifier rejected a program (its log is "
@@ -743,59 +765,81 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   if (cfg.verbose)
     for (const std::string &n : plan.notes)
       std::fprintf(stderr, "tcptrail: %s\n", n.c_str());
-  std::string core_note;
-  const CoreBtfFile core_btf = CoreBtfFile::make(core_note);
-  if (cfg.verbose)
-    std::fprintf(stderr, "tcptrail: %s\n", core_note.c_str());
   const char *kconfig = kconfig_fallback();
   if (kconfig != nullptr && cfg.verbose)
     std::fprintf(stderr, "tcptrail: no kernel config found: CONFIG_HZ "
                          "unknown, socket ages from mstamp only\n");
-  const LoadSetup setup{cfg, plan, core_btf.path(), kconfig,
-                        seed_entries(plan)};
 
   // Loaded side by side, in instances of the object that share one set of
-  // maps: the first instance makes the maps and loads the fd walk's two
-  // programs (or none, where no walk runs); then the walk (seed_owners())
-  // runs on one thread, the state program verifies on another, and the
-  // other programs verify here. All three are kernel time, of similar
-  // length with 10,000 sockets open, so the CPUs a host has share them
-  // instead of one doing them in turn. Both threads end before create()
-  // returns, while we are still privileged.
-  auto impl = std::make_unique<Impl>();
+  // maps. A first instance, with no programs, makes the maps on a thread
+  // while this one cuts the kernel BTF down for CO-RE (CoreBtfFile): opened
+  // without that BTF, its load parses the kernel's, which SharedKernelBtf
+  // keeps for the loads that need it for their attach targets. Then the
+  // fd walk's programs load and walk (seed_owners()) on one thread, the
+  // state program verifies on another, and the other programs here. These
+  // are kernel time, of similar length with 10,000 sockets open, so the
+  // CPUs a host has share them instead of one doing them in turn. Every
+  // thread ends before create() returns, while we are still privileged.
   const bool seeding = planned(plan, "seed_owner_files");
   const bool side_by_side = planned(plan, kStateProgram);
-  SkelPtr first;
+  const std::uint32_t seeds = seed_entries(plan);
+  // Probed here, once: instances are configured on more than one thread.
+  const bool rst_reason = KernelProbes::instance().has(Feature::RstReasonEnum);
+  SkelPtr first, seeder, state;
   std::optional<std::vector<tt_iter_file>> files;
-  std::exception_ptr walk_error, state_error;
+  std::exception_ptr first_error, walk_error, state_error;
   std::optional<SharedKernelBtf> shared_btf; // one parse for every load
+  const LoadSetup maps_setup{cfg, plan, nullptr, kconfig, seeds, rst_reason};
   // Declared after what they use: joined first when unwinding.
-  std::jthread walker, verifier;
+  std::jthread maker, walker, verifier;
+  if (side_by_side) {
+    shared_btf.emplace();
+    maker = std::jthread([&] {
+      try {
+        first = open_configured(maps_setup, Part::Maps);
+        load(first.get());
+      } catch (...) {
+        first_error = std::current_exception();
+      }
+    });
+  }
+  std::string core_note;
+  const CoreBtfFile core_btf = CoreBtfFile::make(core_note);
+  if (cfg.verbose)
+    std::fprintf(stderr, "tcptrail: %s\n", core_note.c_str());
+  const LoadSetup setup{cfg, plan, core_btf.path(), kconfig, seeds,
+                        rst_reason};
+
+  auto impl = std::make_unique<Impl>();
   impl->skel = open_configured(setup, side_by_side ? Part::Rest : Part::All);
   tcptrail_bpf *skel = impl->skel.get();
   if (side_by_side) {
-    shared_btf.emplace();
-    impl->state_skel = open_configured(setup, Part::State);
-    first = open_configured(setup, seeding ? Part::Seeds : Part::Maps);
-    load(first.get());
-    reuse_maps(skel, first.get());
-    reuse_maps(impl->state_skel.get(), first.get());
-    // The walker owns the first instance from here: its memory goes as
-    // soon as the walk is done, while the rest may still verify.
+    state = open_configured(setup, Part::State);
     if (seeding)
+      seeder = open_configured(setup, Part::Seeds);
+    maker.join();
+    if (first_error)
+      std::rethrow_exception(first_error);
+    reuse_maps(skel, first.get());
+    reuse_maps(state.get(), first.get());
+    if (seeder)
+      reuse_maps(seeder.get(), first.get());
+    first.reset(); // the maps live on in the others
+    // The walker owns the seeder from here: its memory goes as soon as the
+    // walk is done, while the rest may still verify.
+    if (seeder)
       walker = std::jthread([&] {
         try {
-          files = seed_owners(first.get());
+          load(seeder.get());
+          files = seed_owners(seeder.get());
         } catch (...) {
           walk_error = std::current_exception();
         }
-        first.reset();
+        seeder.reset();
       });
-    else
-      first.reset(); // the maps live on in the other two
     verifier = std::jthread([&] {
       try {
-        load(impl->state_skel.get());
+        load(state.get(), false);
       } catch (...) {
         state_error = std::current_exception();
       }
@@ -806,15 +850,34 @@ Tracer Tracer::create(const TracerConfig &cfg) {
     verifier.join();
   if (state_error)
     std::rethrow_exception(state_error);
-  shared_btf.reset();
-  for (tcptrail_bpf *part : impl->parts())
-    if (int err = tcptrail_bpf__attach(part))
-      throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
+  if (int err = tcptrail_bpf__attach(skel))
+    throw Error(fmt::format("attaching BPF programs: {}", errno_text(err)),
+                "run with --verbose for libbpf's log");
+  if (state) {
+    // Attached, the program needs its link and, for its run statistics,
+    // an fd; not its instance of the object.
+    bpf_program *prog = state->progs.handle_inet_sock_set_state;
+    impl->state.emplace();
+    impl->state->name = bpf_program__name(prog);
+    impl->state->link.reset(bpf_program__attach(prog));
+    if (!impl->state->link)
+      throw Error(fmt::format("attaching BPF program {}: {}",
+                              impl->state->name, errno_text(errno)),
                   "run with --verbose for libbpf's log");
+    impl->state->fd = fcntl(bpf_program__fd(prog), F_DUPFD_CLOEXEC, 0);
+    if (impl->state->fd < 0)
+      throw Error(fmt::format("keeping BPF program {}: {}",
+                              impl->state->name, errno_text(errno)));
+    state.reset();
+  }
   if (walker.joinable())
     walker.join();
   if (walk_error)
     std::rethrow_exception(walk_error);
+  shared_btf.reset(); // after the last load, the seeder's
+  // The loads' memory (the kernel BTF's parse, the instances that are
+  // gone) is free but still in the heap: hand it back before the run.
+  malloc_trim(0);
   if (files && cfg.keep_walked_sockets) {
     const FilterSpec &f = cfg.filter;
     impl->walked.emplace();
@@ -912,8 +975,9 @@ int Tracer::finish(EventSink &sink) {
   // (synchronize_rcu()). Where it is refused (nohz_full CPUs), a pause far
   // longer than any run. After that every stage can be flushed and the ring
   // holds all there will be.
-  for (tcptrail_bpf *part : impl_->parts())
-    tcptrail_bpf__detach(part);
+  tcptrail_bpf__detach(impl_->skel.get());
+  if (impl_->state)
+    impl_->state->link.reset();
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
     usleep(10'000);
   impl_->sink = &sink;
@@ -932,11 +996,9 @@ const std::optional<Tracer::WalkedSockets> &Tracer::walked_sockets() const {
 }
 
 int Tracer::program_fd(const char *name) const {
-  for (const tcptrail_bpf *part : impl_->parts()) {
-    const bpf_program *prog = bpf_object__find_program_by_name(part->obj, name);
-    if (prog && bpf_program__autoload(prog))
-      return bpf_program__fd(prog);
-  }
+  for (const auto &[prog, fd] : impl_->programs())
+    if (prog == name)
+      return fd;
   return -1;
 }
 
@@ -999,19 +1061,14 @@ void Tracer::for_each_unstored_counters(
 namespace {
 
 // Runs the kernel skipped, every program added up (bpf_prog_info).
-std::uint64_t recursion_misses(const std::vector<tcptrail_bpf *> &parts) {
+std::uint64_t
+recursion_misses(const std::vector<std::pair<std::string_view, int>> &progs) {
   std::uint64_t missed = 0;
-  for (const tcptrail_bpf *part : parts) {
-    bpf_program *prog;
-    bpf_object__for_each_program(prog, part->obj) {
-      const int fd = bpf_program__fd(prog);
-      if (fd < 0)
-        continue;
-      bpf_prog_info info{};
-      __u32 len = sizeof(info);
-      if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-        missed += info.recursion_misses;
-    }
+  for (const auto &[name, fd] : progs) {
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+      missed += info.recursion_misses;
   }
   return missed;
 }
@@ -1030,13 +1087,13 @@ TracerStats Tracer::stats() const {
     out.storage_fail += impl_->memory->forgotten();
   if (impl_->reorder)
     out.late = impl_->reorder->late();
-  out.missed = recursion_misses(impl_->parts());
+  out.missed = recursion_misses(impl_->programs());
   return out;
 }
 
 std::uint64_t Tracer::kernel_losses() const {
   return __atomic_load_n(&impl_->skel->bss->stat_lost, __ATOMIC_RELAXED) +
-         recursion_misses(impl_->parts());
+         recursion_misses(impl_->programs());
 }
 
 tt_serve_stats Tracer::serve_stats() const {
@@ -1067,19 +1124,13 @@ tt_serve_stats Tracer::serve_stats() const {
 
 std::vector<ProgramRunStats> Tracer::program_run_stats() const {
   std::vector<ProgramRunStats> out;
-  for (const tcptrail_bpf *part : impl_->parts()) {
-    bpf_program *prog;
-    bpf_object__for_each_program(prog, part->obj) {
-      const int fd = bpf_program__fd(prog);
-      if (fd < 0)
-        continue;
-      bpf_prog_info info{};
-      __u32 len = sizeof(info);
-      if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-        continue;
-      out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt,
-                     info.recursion_misses});
-    }
+  for (const auto &[name, fd] : impl_->programs()) {
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+      continue;
+    out.push_back({std::string(name), info.run_time_ns, info.run_cnt,
+                   info.recursion_misses});
   }
   return out;
 }

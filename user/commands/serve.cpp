@@ -241,10 +241,9 @@ int run_serve(const CommonOptions &opts, const ServeOptions &serve) {
                 "another process holds the port (ss -ltnp); choose another "
                 "with --listen ADDR:PORT");
 
-  // One malloc arena for every thread: the HTTP server's threads would
-  // otherwise each keep an arena of freed scrape buffers (RSS grew in steps
-  // over a 10-minute soak).
-  mallopt(M_ARENA_MAX, 1);
+  // main() keeps every thread on one malloc arena: the HTTP server's
+  // threads would otherwise each keep an arena of freed scrape buffers (RSS
+  // grew in steps over a 10-minute soak).
   install_signal_handlers();
   {
     struct sigaction sa {};
