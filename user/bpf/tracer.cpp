@@ -874,6 +874,10 @@ Tracer Tracer::create(const TracerConfig &cfg) {
     walker.join();
   if (walk_error)
     std::rethrow_exception(walk_error);
+  // One instance (a plan without the state program: never a tracing
+  // mode's today), so the walk runs now.
+  if (seeding && !side_by_side)
+    files = seed_owners(skel);
   shared_btf.reset(); // after the last load, the seeder's
   // The loads' memory (the kernel BTF's parse, the instances that are
   // gone) is free but still in the heap: hand it back before the run.
