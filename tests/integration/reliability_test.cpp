@@ -746,6 +746,76 @@ TEST_F(ReliabilityTest, TwoInstancesBothSeeTheConnection) {
                     << dump(two.events());
 }
 
+// The BPF programs of one tracer are loaded side by side, in several
+// instances of the BPF object (Tracer::create()), and must all use one set
+// of maps: one ring (a program writing to another would be lost), one
+// .bss (counters, seeding state), one .rodata, configured from the plan of
+// the whole mode rather than from the instance that made it: trace
+// batches its records (cfg_batch) and keeps no fd-walk records
+// (cfg_walk_records). Read from the kernel, by program and map id.
+TEST_F(ReliabilityTest, ProgramsLoadedSideBySideShareOneSetOfMaps) {
+  TracerProcess tracer({"trace", "--format", "json", "--netns", netns()});
+  TT_START_TRACER(tracer);
+  namespace fs = std::filesystem;
+  const std::string proc = "/proc/" + std::to_string(tracer.pid());
+  std::set<std::string> prog_ids;
+  for (const auto &fd : fs::directory_iterator(proc + "/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(fd.path(), ec).string() != "anon_inode:bpf-prog")
+      continue;
+    std::ifstream info(proc + "/fdinfo/" + fd.path().filename().string());
+    for (std::string line; std::getline(info, line);)
+      if (line.rfind("prog_id:", 0) == 0)
+        prog_ids.insert(std::to_string(std::stoul(line.substr(8))));
+  }
+  std::map<std::string, std::string> map_names; // id -> name
+  auto map_name = [&](const std::string &id) {
+    auto it = map_names.find(id);
+    if (it == map_names.end())
+      it = map_names
+               .emplace(id, Json::parse(check_command(
+                                {"bpftool", "map", "show", "id", id, "-j"}))
+                                .value("name", ""))
+               .first;
+    return it->second;
+  };
+  // program name -> (map name -> map id)
+  std::map<std::string, std::map<std::string, std::string>> uses;
+  for (const std::string &id : prog_ids) {
+    const Json prog =
+        Json::parse(check_command({"bpftool", "prog", "show", "id", id, "-j"}));
+    auto &maps = uses[prog.value("name", "")];
+    for (const auto &m : prog.value("map_ids", Json::array()))
+      maps[map_name(std::to_string(m.get<long>()))] =
+          std::to_string(m.get<long>());
+  }
+  for (const char *name : {"handle_inet_sock_set_state", "handle_tcp_send_reset",
+                           "handle_tcp_retransmit_skb", "flush_stage"})
+    ASSERT_TRUE(uses.count(name)) << name << " not held by the tracer";
+  const auto &state = uses["handle_inet_sock_set_state"];
+  for (const char *shared : {"events", "tcptrail.rodata", "tcptrail.bss"})
+    ASSERT_TRUE(state.count(shared)) << "the state program uses no " << shared;
+  for (const auto &[prog, maps] : uses)
+    for (const auto &[name, id] : maps)
+      if (state.count(name))
+        EXPECT_EQ(id, state.at(name))
+            << prog << " uses another " << name << " than the state program";
+
+  // bpftool formats the data with the object's BTF: a list of one-key
+  // objects per section variable.
+  const Json rodata = Json::parse(check_command(
+      {"bpftool", "map", "dump", "id", state.at("tcptrail.rodata"), "-j"}));
+  std::map<std::string, Json> cfg;
+  for (const auto &entry : rodata)
+    for (const auto &var : entry.at("formatted").at("value").at(".rodata"))
+      for (const auto &[key, value] : var.items())
+        cfg[key] = value;
+  ASSERT_TRUE(cfg.count("cfg_batch")) << rodata.dump();
+  EXPECT_EQ(cfg["cfg_batch"], 1) << "trace batches with its default ring";
+  EXPECT_EQ(cfg["cfg_walk_records"], 0) << "only diagnose keeps them";
+  EXPECT_EQ(tracer.stop(), 0) << tracer.stderr_text();
+}
+
 // ---------------------------------------------------------------------------
 // CLI misuse: exit 2 with a message naming the problem, nothing on stdout.
 
