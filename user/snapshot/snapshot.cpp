@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
-#include <set>
 #include <string>
 #include <tuple>
+#include <unordered_set>
 #include <utility>
 
 #include "format/formatter.h"
@@ -17,15 +16,42 @@ namespace tcptrail {
 
 namespace {
 
-using Key = std::pair<std::uint32_t, std::uint64_t>; // netns, inode
+// Rows sort by namespace, family, local then remote endpoint (address bytes
+// in network order, then port), cookie.
+bool row_less(const tt_iter_sock &a, const tt_iter_sock &b) {
+  if (a.netns != b.netns)
+    return a.netns < b.netns;
+  if (a.af != b.af)
+    return a.af < b.af;
+  if (const int c = std::memcmp(a.laddr, b.laddr, TT_ADDR_LEN))
+    return c < 0;
+  if (a.lport != b.lport)
+    return a.lport < b.lport;
+  if (const int c = std::memcmp(a.raddr, b.raddr, TT_ADDR_LEN))
+    return c < 0;
+  if (a.rport != b.rport)
+    return a.rport < b.rport;
+  return a.hdr.cookie < b.hdr.cookie;
+}
 
-auto sort_key(const SocketRow &r) {
-  const tt_iter_sock &s = r.sock;
-  return std::make_tuple(
-      s.netns, s.af,
-      std::vector<std::uint8_t>(s.laddr, s.laddr + TT_ADDR_LEN), s.lport,
-      std::vector<std::uint8_t>(s.raddr, s.raddr + TT_ADDR_LEN), s.rport,
-      s.hdr.cookie);
+// A file record's place in a lookup table sorted by key.
+struct FileKey {
+  std::uint64_t hi;
+  std::uint64_t lo;
+  const tt_iter_file *file;
+  bool operator<(const FileKey &o) const {
+    return std::tie(hi, lo) < std::tie(o.hi, o.lo);
+  }
+};
+
+// The records of `index` whose key is (hi, lo).
+template <typename Fn>
+void for_each_match(const std::vector<FileKey> &index, std::uint64_t hi,
+                    std::uint64_t lo, Fn &&fn) {
+  const FileKey probe{hi, lo, nullptr};
+  for (auto it = std::lower_bound(index.begin(), index.end(), probe);
+       it != index.end() && it->hi == hi && it->lo == lo; ++it)
+    fn(*it->file);
 }
 
 std::string_view kind_name(std::uint8_t k) {
@@ -49,49 +75,64 @@ void append(Buffer &out, std::string_view s) {
 
 std::vector<SocketRow> join_owners(const std::vector<tt_iter_sock> &sockets,
                                    const std::vector<tt_iter_file> &files) {
-  std::multimap<std::uint64_t, const tt_iter_file *> by_cookie;
-  std::multimap<Key, const tt_iter_file *> by_inode;
+  // Sorted vectors rather than trees: a host's sockets and fds are tens of
+  // thousands, and this runs before leaks' first answer.
+  std::vector<FileKey> by_cookie;
+  std::vector<FileKey> by_inode; // (netns, inode)
+  by_cookie.reserve(files.size());
+  by_inode.reserve(files.size());
   for (const tt_iter_file &f : files) {
-    by_cookie.emplace(f.hdr.cookie, &f);
+    if (f.hdr.cookie) // 0: never asked for; the inode joins it
+      by_cookie.push_back({0, f.hdr.cookie, &f});
     if (f.ino)
-      by_inode.emplace(Key{f.netns, f.ino}, &f);
+      by_inode.push_back({f.netns, f.ino, &f});
   }
-  std::vector<SocketRow> rows;
-  std::set<std::uint64_t> seen;
-  for (const tt_iter_sock &s : sockets) {
-    if (!seen.insert(s.hdr.cookie).second)
-      continue;
-    SocketRow row;
-    row.sock = s;
-    std::set<std::pair<std::uint32_t, std::uint32_t>> fds;
-    auto take = [&](const tt_iter_file *f) {
-      if (!fds.insert({f->pid, f->fd}).second)
-        return;
-      SocketOwner o;
-      o.pid = f->pid;
-      o.fd = f->fd;
-      std::memcpy(o.comm, f->comm, sizeof(o.comm));
-      o.cgroup_id = f->cgroup_id;
-      row.owners.push_back(o);
-    };
-    auto [c0, c1] = by_cookie.equal_range(s.hdr.cookie);
-    for (auto it = c0; it != c1; ++it)
-      take(it->second);
-    if (s.ino) {
-      auto [i0, i1] = by_inode.equal_range(Key{s.netns, s.ino});
-      for (auto it = i0; it != i1; ++it)
-        take(it->second);
-    }
-    std::sort(row.owners.begin(), row.owners.end(),
-              [](const SocketOwner &a, const SocketOwner &b) {
-                return std::tie(a.pid, a.fd) < std::tie(b.pid, b.fd);
-              });
-    rows.push_back(std::move(row));
-  }
-  std::sort(rows.begin(), rows.end(),
-            [](const SocketRow &a, const SocketRow &b) {
-              return sort_key(a) < sort_key(b);
+  std::sort(by_cookie.begin(), by_cookie.end());
+  std::sort(by_inode.begin(), by_inode.end());
+
+  // One row per cookie (its first record), in output order.
+  std::unordered_set<std::uint64_t> seen;
+  seen.reserve(sockets.size());
+  std::vector<const tt_iter_sock *> order;
+  order.reserve(sockets.size());
+  for (const tt_iter_sock &s : sockets)
+    if (seen.insert(s.hdr.cookie).second)
+      order.push_back(&s);
+  std::sort(order.begin(), order.end(),
+            [](const tt_iter_sock *a, const tt_iter_sock *b) {
+              return row_less(*a, *b);
             });
+
+  std::vector<SocketRow> rows;
+  rows.reserve(sockets.size());
+  const auto by_fd = [](const SocketOwner &a, const SocketOwner &b) {
+    return std::tie(a.pid, a.fd) < std::tie(b.pid, b.fd);
+  };
+  const auto same_fd = [](const SocketOwner &a, const SocketOwner &b) {
+    return a.pid == b.pid && a.fd == b.fd;
+  };
+  for (const tt_iter_sock *s : order) {
+    SocketRow &row = rows.emplace_back();
+    row.sock = *s;
+    const auto take = [&](const tt_iter_file &f) {
+      SocketOwner &o = row.owners.emplace_back();
+      o.pid = f.pid;
+      o.fd = f.fd;
+      std::memcpy(o.comm, f.comm, sizeof(o.comm));
+      o.cgroup_id = f.cgroup_id;
+    };
+    for_each_match(by_cookie, 0, s->hdr.cookie, take);
+    if (s->ino)
+      for_each_match(by_inode, s->netns, s->ino, take);
+    if (row.owners.size() > 1) {
+      // A fd found by cookie and by inode is one owner; the first record of
+      // it wins, as both name the same process.
+      std::stable_sort(row.owners.begin(), row.owners.end(), by_fd);
+      row.owners.erase(
+          std::unique(row.owners.begin(), row.owners.end(), same_fd),
+          row.owners.end());
+    }
+  }
   return rows;
 }
 
