@@ -59,6 +59,26 @@ extern unsigned int CONFIG_HZ __kconfig __weak;
  * the state change; rcv_tstamp can be older there, the smaller age wins.
  * User space trusts the bound for these states only.
  */
+/*
+ * Whether a walk reports this socket: the user's filters but the owner ones
+ * (user space matches --pid and --comm against every fd's holder), so that
+ * what the consumer would drop is never written. snapshot, leaks and serve
+ * all filter rows by the socket's current state. Listeners always pass:
+ * leaks tells passive ends by them, and they are few.
+ */
+static __always_inline bool iter_wanted(const struct tt_sock *s, __u8 state)
+{
+	if (state == TCP_LISTEN)
+		return true;
+	if (cfg_af && s->af != cfg_af)
+		return false;
+	if (cfg_netns && s->netns != cfg_netns)
+		return false;
+	if (cfg_state_mask && !(cfg_state_mask & state_bit(state)))
+		return false;
+	return endpoints_allowed(s, false);
+}
+
 SEC("iter/tcp")
 int dump_tcp(struct bpf_iter__tcp *ctx)
 {
@@ -96,6 +116,8 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 			return 0;
 		rec.sk_kind = TT_SK_TIMEWAIT;
 		rec.state = tw->tw_sk.tw_substate;
+		if (!iter_wanted(&tuple, rec.state))
+			return 0;
 		/*
 		 * The timewait seq state lives in sock_common on this kernel
 		 * (skc_tw_snd_nxt/skc_tw_rcv_nxt); kernels that kept it in
@@ -110,11 +132,15 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 		req = bpf_skc_to_tcp_request_sock(skc);
 		if (!req)
 			return 0;
+		if (!iter_wanted(&tuple, rec.state))
+			return 0;
 		rec.sk_kind = TT_SK_REQUEST;
 		rec.snd_una = req->snt_isn + 1;
 		rec.snd_nxt = req->snt_isn + 1;
 		rec.rcv_nxt = req->rcv_isn + 1;
 	} else {
+		if (!iter_wanted(&tuple, rec.state))
+			return 0;
 		tp = bpf_skc_to_tcp_sock(skc);
 		if (!tp)
 			return 0;
@@ -182,8 +208,10 @@ int dump_task_file(struct bpf_iter__task_file *ctx)
 	struct file *file = ctx->file;
 	struct tt_iter_file rec = {};
 	struct sock *sk = task_file_tcp_sock(task, file);
+	struct tt_sock tuple = {};
 
-	if (!sk)
+	if (!sk || !fill_tuple(&tuple, &sk->__sk_common) ||
+	    !iter_wanted(&tuple, sk->__sk_common.skc_state))
 		return 0;
 	/* sk is untrusted on hardened kernels: no helper may take it, so the
 	 * cookie is read where the kernel keeps it (0 if never asked for; user
@@ -193,7 +221,7 @@ int dump_task_file(struct bpf_iter__task_file *ctx)
 	rec.pid = task->tgid;
 	rec.fd = ctx->fd;
 	rec.ino = file->f_inode->i_ino;
-	rec.netns = net_inum(sk->__sk_common.skc_net.net);
+	rec.netns = tuple.netns;
 	__builtin_memcpy(rec.comm, task->comm, sizeof(rec.comm));
 	rec.cgroup_id = cgroup_id_of(task_cgroup(task));
 	bpf_seq_write(seq, &rec, sizeof(rec));

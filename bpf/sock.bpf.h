@@ -440,6 +440,20 @@ static __always_inline bool owner_allowed(__u32 pid, const char *comm, __u64 cgr
 	return true;
 }
 
+/* The address and port filters (--lport, --rport, --laddr, --raddr). */
+static __always_inline bool endpoints_allowed(const struct tt_sock *s, bool step)
+{
+	if (cfg_n_lports && !step && !ports_match(cfg_lports, cfg_n_lports, s->lport))
+		return false;
+	if (cfg_n_rports && !ports_match(cfg_rports, cfg_n_rports, s->rport))
+		return false;
+	if (cfg_n_laddrs && !cidrs_match(cfg_laddrs, cfg_n_laddrs, s->af, s->laddr))
+		return false;
+	if (cfg_n_raddrs && !cidrs_match(cfg_raddrs, cfg_n_raddrs, s->af, s->raddr))
+		return false;
+	return true;
+}
+
 /*
  * The user's filters; called before bpf_ringbuf_reserve(). states: the
  * state_bit()s of the states concerned (either side of a transition, or
@@ -472,15 +486,7 @@ static __always_inline bool filter_check(const struct tt_sock *s, __u32 states, 
 	if (!owner_allowed(s->pid, s->comm, s->cgroup_id))
 		return false;
 owner_checked:
-	if (cfg_n_lports && !step && !ports_match(cfg_lports, cfg_n_lports, s->lport))
-		return false;
-	if (cfg_n_rports && !ports_match(cfg_rports, cfg_n_rports, s->rport))
-		return false;
-	if (cfg_n_laddrs && !cidrs_match(cfg_laddrs, cfg_n_laddrs, s->af, s->laddr))
-		return false;
-	if (cfg_n_raddrs && !cidrs_match(cfg_raddrs, cfg_n_raddrs, s->af, s->raddr))
-		return false;
-	return true;
+	return endpoints_allowed(s, step);
 }
 
 /* A whole path's record (history mode: from socket storage). */

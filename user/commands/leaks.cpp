@@ -122,6 +122,7 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks) {
     TracerConfig cfg;
     cfg.mode = Mode::Leaks;
     cfg.filter = opts.filter;
+    cfg.filter.state_mask = mask; // the walks report only these (and listeners)
     cfg.verbose = opts.verbose;
     cfg.ringbuf_bytes = static_cast<std::size_t>(getpagesize()); // unused
     cfg.tracepoints = false;
