@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -154,10 +156,28 @@ std::vector<SocketRow>
 SocketEnumerator::sockets(const std::vector<NetnsRef> &netns,
                           std::uint64_t *invalid) const {
   if (strategy_ == EnumStrategy::Iterators) {
-    // Sockets first: iter/tcp gives each one a cookie, which the fd walk
-    // can only read (see dump_task_file); it also joins by inode.
-    const IterRecords socks = iter_->sockets(netns);
-    const IterRecords files = iter_->files();
+    // Both walks at once, each on a thread of its own. The fd walk reads
+    // a socket's cookie only if something made it (dump_task_file), so
+    // fds are joined by inode where iter/tcp made the cookie meanwhile.
+    IterRecords files;
+    std::exception_ptr files_failed;
+    std::thread files_walk([&] {
+      try {
+        files = iter_->files();
+      } catch (...) {
+        files_failed = std::current_exception();
+      }
+    });
+    IterRecords socks;
+    try {
+      socks = iter_->sockets(netns);
+    } catch (...) {
+      files_walk.join();
+      throw;
+    }
+    files_walk.join();
+    if (files_failed)
+      std::rethrow_exception(files_failed);
     if (invalid)
       *invalid = socks.invalid + files.invalid;
     if (iter_->has_files())
