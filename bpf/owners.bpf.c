@@ -10,8 +10,8 @@
  *  1. seed_owner_files (iter/task_file, every process, every namespace) puts
  *     socket address -> (inode, first owner seen) into seed_owners, and
  *     gives user space a tt_iter_file record per listener (which namespaces
- *     to walk in step 2) or, with cfg_walk_records, per socket (diagnose's
- *     owners: it needs no walk of its own).
+ *     to walk in step 2) and, with cfg_walk_records, per listener or
+ *     CLOSE_WAIT socket fd (diagnose's owners: it needs no walk of its own).
  *  2. Listeners get storage with their owner now, before they accept
  *     anything: a child gets a copy of its listener's storage (BPF_F_CLONE)
  *     at birth, in softirq, where no owner is on the CPU.
@@ -63,9 +63,9 @@ static __always_inline bool seed_wanted(const struct sock *sk, __u32 tgid, const
 /*
  * Also tells user space of each listener it put in seed_owners, as a
  * tt_iter_file record (TT_FF_LISTENER): which namespaces to walk for
- * listeners; with cfg_walk_records, of every socket: the owners diagnose
- * asks for (the one fd walk of a tracing start, see socket_owners_of() in
- * user/snapshot/enumerate.h).
+ * listeners; with cfg_walk_records, of every listener and CLOSE_WAIT socket
+ * fd: the owners diagnose asks for (the one fd walk of a tracing start, see
+ * socket_owners_of() in user/snapshot/enumerate.h).
  */
 SEC("iter/task_file")
 int seed_owner_files(struct bpf_iter__task_file *ctx)
@@ -75,31 +75,43 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	struct sock *sk = task_file_tcp_sock(task, file);
 	struct seed_owner owner = {};
 	struct tt_iter_file rec = {};
+	bool seeded = false;
 	__u64 key, cgroup_id;
+	__u8 state;
 	__u32 h;
 
 	/* A socket still in CLOSE has had no connection yet: its owner is on
 	 * the CPU at its connect() or listen(). */
-	if (!sk || sk->__sk_common.skc_state == TCP_CLOSE)
+	if (!sk)
+		return 0;
+	state = sk->__sk_common.skc_state;
+	if (state == TCP_CLOSE)
 		return 0;
 	cgroup_id = cgroup_note(task_cgroup(task));
-	if (!seed_wanted(sk, task->tgid, task->comm, cgroup_id))
-		return 0;
-	key = (__u64)sk;
 	owner.ino = file->f_inode->i_ino;
 	owner.pid = task->tgid;
 	owner.lport = sk->__sk_common.skc_num;
 	owner.cgroup_id = cgroup_id;
 	__builtin_memcpy(owner.comm, task->comm, sizeof(owner.comm));
+	key = (__u64)sk;
 	/* The first process seen holding the socket owns it (a forked child
 	 * that inherited it may show up first; a later close() corrects it). */
-	if (bpf_map_update_elem(&seed_owners, &key, &owner, BPF_NOEXIST))
-		return 0;
-	/* The only writer, one socket at a time: no atomic needed. */
-	h = sk->__sk_common.skc_hash;
-	*seed_filter_word(h) |= seed_filter_bit(h);
-	seed_walked++;
-	if (!cfg_walk_records && sk->__sk_common.skc_state != TCP_LISTEN)
+	if (seed_wanted(sk, task->tgid, task->comm, cgroup_id) &&
+	    !bpf_map_update_elem(&seed_owners, &key, &owner, BPF_NOEXIST)) {
+		/* The only writer, one socket at a time: no atomic needed. */
+		h = sk->__sk_common.skc_hash;
+		*seed_filter_word(h) |= seed_filter_bit(h);
+		seed_walked++;
+		seeded = true;
+	}
+	/*
+	 * Records: each listener seeded here, and with cfg_walk_records
+	 * every listener's and CLOSE_WAIT socket's holders, whatever the
+	 * filters: diagnose's start snapshot of a namespace is not filtered,
+	 * and it asks for exactly those owners.
+	 */
+	if (!(seeded && state == TCP_LISTEN) &&
+	    !(cfg_walk_records && (state == TCP_LISTEN || state == TCP_CLOSE_WAIT)))
 		return 0;
 
 	/* sk is untrusted on hardened kernels: the cookie as the kernel keeps
@@ -110,7 +122,7 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	rec.fd = ctx->fd;
 	rec.ino = owner.ino;
 	rec.netns = net_inum(sk->__sk_common.skc_net.net);
-	rec.flags = sk->__sk_common.skc_state == TCP_LISTEN ? TT_FF_LISTENER : 0;
+	rec.flags = seeded && state == TCP_LISTEN ? TT_FF_LISTENER : 0;
 	__builtin_memcpy(rec.comm, owner.comm, sizeof(rec.comm));
 	rec.cgroup_id = cgroup_id;
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));

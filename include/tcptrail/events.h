@@ -222,7 +222,7 @@ struct tt_conn_event {
 #define TT_KIND_ITER_FILE 17 /* struct tt_iter_file, from iter/task_file */
 
 /* tt_iter_file.flags */
-#define TT_FF_LISTENER (1U << 0) /* the socket listens (owner seeding's walk) */
+#define TT_FF_LISTENER (1U << 0) /* a listener the owner seeding's walk seeded */
 
 /* tt_iter_sock.sk_kind: which kind of socket the iterator saw */
 #define TT_SK_FULL 1     /* struct tcp_sock */

@@ -883,13 +883,8 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   // gone) is free but still in the heap: hand it back before the run.
   malloc_trim(0);
   if (files && cfg.keep_walked_sockets) {
-    const FilterSpec &f = cfg.filter;
     impl->walked.emplace();
     impl->walked->files = std::move(*files);
-    impl->walked->unfiltered = !f.af && f.pids.empty() && f.comm.empty() &&
-                               f.lports.empty() && f.rports.empty() &&
-                               f.laddrs.empty() && f.raddrs.empty() &&
-                               !f.cgroup_id;
   }
   if (bpf_program__autoload(skel->progs.dump_open_conns)) {
     // Made now, while privileged; iterators are created from it later.

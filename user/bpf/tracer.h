@@ -169,17 +169,14 @@ public:
   void for_each_unstored_counters(void (*fn)(void *, const tt_conn_event &),
                                   void *ctx) const;
 
-  // The sockets the start-up fd walk found (bpf/owners.bpf.c): one record
-  // per TCP socket the filters let through and not in CLOSE, with the first
-  // process seen holding it; nullopt when the walk did not run (a kernel
-  // without iter/task_file) or keep_walked_sockets was off. See
-  // socket_owners_of() (snapshot/enumerate.h).
+  // The listeners and CLOSE_WAIT sockets the start-up fd walk found
+  // (bpf/owners.bpf.c), whatever the filters: one record per fd that
+  // refers to one, in walk order; nullopt when the walk did not run (a
+  // kernel without iter/task_file) or keep_walked_sockets was off. A
+  // socket in those states that is missing has no process at all, or is
+  // newer than the walk. See socket_owners_of() (snapshot/enumerate.h).
   struct WalkedSockets {
     std::vector<tt_iter_file> files;
-    // No filter but --netns (and --state, which the walk ignores) narrowed
-    // it: a socket of a namespace it covered that is missing has no
-    // process this one can see, or was in CLOSE, or is newer.
-    bool unfiltered = false;
   };
   const std::optional<WalkedSockets> &walked_sockets() const;
 

@@ -318,7 +318,7 @@ struct SnapshotPair::Worker {
 SnapshotPair::SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start)
     : netns_(netns) {
   if (!netns) {
-    read_here(start_);
+    start_reader_ = std::thread([this] { read_here(start_); });
     return;
   }
   const auto path = find_netns_path(*netns);
@@ -359,11 +359,23 @@ SnapshotPair::SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start)
     w->ended = true;
     w->cv.notify_all();
   });
-  std::unique_lock lock(w->mu);
-  w->cv.wait(lock, [w] { return w->started; });
+}
+
+NetSnapshot &SnapshotPair::start() {
+  if (started_)
+    return start_;
+  started_ = true;
+  if (start_reader_.joinable())
+    start_reader_.join();
+  if (worker_) {
+    std::unique_lock lock(worker_->mu);
+    worker_->cv.wait(lock, [this] { return worker_->started; });
+  }
+  return start_;
 }
 
 NetSnapshot SnapshotPair::end() {
+  start(); // the start snapshot's reader is done with start_
   if (!netns_) {
     NetSnapshot s;
     read_here(s);
@@ -387,6 +399,8 @@ NetSnapshot SnapshotPair::end() {
 }
 
 SnapshotPair::~SnapshotPair() {
+  if (start_reader_.joinable())
+    start_reader_.join();
   if (!worker_)
     return;
   {

@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "tcptrail/events.h"
@@ -85,7 +86,8 @@ NetSnapshot take_snapshot(std::optional<std::uint64_t> netns);
 // namespace, one helper thread setns()es into it, takes the first snapshot,
 // then calls `after_start` (e.g. dropping that thread's capabilities: what
 // the end snapshot reads needs none once inside the namespace) and waits
-// for end(). The calling thread's namespace never changes.
+// for end(). The calling thread's namespace never changes. Not thread-safe:
+// one thread calls start() and end().
 class SnapshotPair {
 public:
   using Hook = std::function<void()>;
@@ -94,14 +96,18 @@ public:
   SnapshotPair(const SnapshotPair &) = delete;
   SnapshotPair &operator=(const SnapshotPair &) = delete;
 
-  NetSnapshot &start() { return start_; }
+  // The first snapshot, read on a thread of its own from construction on
+  // (diagnose loads its programs meanwhile): waits for it.
+  NetSnapshot &start();
   NetSnapshot end(); // once
 
 private:
   std::optional<std::uint64_t> netns_;
   NetSnapshot start_;
-  struct Worker;
+  std::thread start_reader_; // our own namespace
+  struct Worker;             // another one
   std::unique_ptr<Worker> worker_;
+  bool started_ = false;
 };
 
 // A path whose st_ino is `inode`: /run/netns/*, then /proc/*/ns/net.

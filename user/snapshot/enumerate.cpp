@@ -123,17 +123,20 @@ socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes) {
   std::map<std::uint64_t, diagnose::SocketOwner> out;
   const auto &walked = tracer.walked_sockets();
   if (walked) {
-    for (const tt_iter_file &f : walked->files) {
-      if (!inodes.erase(f.ino))
-        continue;
-      out[f.ino] = diagnose::SocketOwner{f.pid, std::string(comm_view(f.comm)),
-                                         f.cgroup_id};
-    }
+    // Its first holder, as the /proc walk would name it.
+    for (const tt_iter_file &f : walked->files)
+      if (inodes.count(f.ino))
+        out.try_emplace(f.ino,
+                        diagnose::SocketOwner{f.pid, std::string(comm_view(f.comm)),
+                                              f.cgroup_id});
+    // /proc shows no process the walk did not see: a socket it missed has
+    // its holder in another PID namespace (iter/task_file walks ours), or
+    // entered the state after the walk, which runs while diagnose's start
+    // snapshot is read (the report asks /proc again for what it shows).
+    return out;
   }
-  // /proc shows the same processes as the walk: worth reading only for the
-  // sockets the tracer's filters kept out of it.
-  if (!inodes.empty() && !(walked && walked->unfiltered))
-    out.merge(diagnose::socket_owners(inodes));
+  if (!inodes.empty())
+    out = diagnose::socket_owners(inodes);
   return out;
 }
 

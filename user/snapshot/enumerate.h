@@ -56,12 +56,11 @@ private:
 // about malformed iterator records. For snapshot and leaks.
 std::vector<SocketRow> enumerate_sockets(const Tracer &tracer);
 
-// The process holding each socket inode of `inodes` (its first holder),
-// for those that have one: from the fd walk the tracer made at start
-// (Tracer::walked_sockets(), which its owner seeding needed anyway), else
-// from a walk of /proc/*/fd: where the walk could not run, or for the
-// inodes the tracer's filters may have kept out of it. diagnose's owner
-// lookup at start.
+// The process holding each listener or CLOSE_WAIT socket of `inodes` (its
+// first holder), for those that have one: from the fd walk the tracer made
+// at start (Tracer::walked_sockets(), which its owner seeding needed
+// anyway), else, where the walk could not run, from a walk of /proc/*/fd.
+// diagnose's owner lookup at start.
 std::map<std::uint64_t, diagnose::SocketOwner>
 socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes);
 
