@@ -79,6 +79,20 @@ static __always_inline bool iter_wanted(const struct tt_sock *s, __u8 state)
 	return endpoints_allowed(s, false);
 }
 
+/*
+ * The state filter alone, on skc_state, before the socket is read at all: a
+ * timewait socket's state is its substate (TIME_WAIT or FIN_WAIT2), known
+ * only later. A host's TIME_WAIT sockets can outnumber the rest.
+ */
+static __always_inline bool iter_state_may_pass(__u8 state)
+{
+	if (!cfg_state_mask || state == TCP_LISTEN)
+		return true;
+	if (state == TCP_TIME_WAIT)
+		return cfg_state_mask & (state_bit(TCP_TIME_WAIT) | state_bit(TCP_FIN_WAIT2));
+	return cfg_state_mask & state_bit(state);
+}
+
 SEC("iter/tcp")
 int dump_tcp(struct bpf_iter__tcp *ctx)
 {
@@ -96,6 +110,8 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 
 	if (!skc)
 		return 0; /* end of iteration */
+	if (!iter_state_may_pass(skc->skc_state))
+		return 0;
 	plain = skc_plain(skc);
 	if (!plain || !fill_tuple(&tuple, plain))
 		return 0;
