@@ -43,7 +43,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct stage);
-} stages SEC(".maps");
+} floor_stages SEC(".maps");
 
 const volatile __u32 variant = V_EMPTY;
 
@@ -110,7 +110,7 @@ int BPF_PROG(floor_state, struct sock *sk, int oldstate, int newstate)
 	}
 	case V_BATCH_104: {
 		__u32 zero = 0, n;
-		struct stage *st = bpf_map_lookup_elem(&stages, &zero);
+		struct stage *st = bpf_map_lookup_elem(&floor_stages, &zero);
 		__u64 *rec;
 		if (!st)
 			return 0;
