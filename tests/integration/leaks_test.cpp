@@ -292,12 +292,16 @@ std::set<SockKey> from_ss(const std::string &out) {
   return keys;
 }
 
-std::set<SockKey> from_snapshot(const std::string &out) {
+// netns: only that namespace's sockets (0: all).
+std::set<SockKey> from_snapshot(const std::string &out,
+                                std::uint64_t netns = 0) {
   std::set<SockKey> keys;
   std::istringstream in(out);
   std::string line;
   while (std::getline(in, line)) {
     const Json e = Json::parse(line);
+    if (netns && e["netns"].get<std::uint64_t>() != netns)
+      continue;
     auto ep = [&](const char *addr, const char *port) {
       const std::string a = e[addr];
       const std::string p = std::to_string(e[port].get<int>());
@@ -336,6 +340,16 @@ TEST_F(LeaksTest, SnapshotAgreesWithSs) {
         }
       EXPECT_EQ(close_wait, 2);
     }
+  }
+  // Every namespace at once (walked side by side, bpf/iter.h): the same
+  // sockets in each of the two.
+  CommandResult all =
+      run_command({TCPTRAIL_BINARY, "snapshot", "--format", "json"});
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  for (Side side : {Side::B, Side::A}) {
+    const std::string ss = net_->exec_ok(side, {"ss", "-tanpH"});
+    EXPECT_EQ(from_snapshot(all.output, net_->inode(side)), from_ss(ss))
+        << "ss:\n" << ss;
   }
 }
 

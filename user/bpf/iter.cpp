@@ -7,9 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -125,42 +128,79 @@ IterReader::~IterReader() {
     close(file_link_);
 }
 
+namespace {
+
+// Enters `ns` from the calling thread: false when it cannot be entered any
+// more (its last process exited, or its name was deleted).
+bool enter_netns(const NetnsRef &ns) {
+  const int fd = open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  const int rc = setns(fd, CLONE_NEWNET);
+  const int err = errno;
+  close(fd);
+  if (rc == 0)
+    return true;
+  if (err == EINVAL || err == ENOENT)
+    return false;
+  throw Error(fmt::format("entering network namespace {}: {}", ns.path,
+                          errno_text(err)));
+}
+
+} // namespace
+
 void in_each_netns(const std::vector<NetnsRef> &netns,
                    const std::function<void(const NetnsRef &)> &fn) {
+  in_each_netns(netns, 1,
+                [&fn](const NetnsRef &ns, std::size_t) { fn(ns); });
+}
+
+void in_each_netns(const std::vector<NetnsRef> &netns, unsigned threads,
+                   const std::function<void(const NetnsRef &, std::size_t)> &fn) {
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
   std::exception_ptr failure;
-  // A thread of our own enters each namespace in turn, and dies with the
-  // last one.
-  std::thread worker([&] {
+  // Threads of our own enter the namespaces, and die with their last one:
+  // the calling thread's namespace never changes.
+  auto work = [&] {
     try {
-      for (const NetnsRef &ns : netns) {
-        const int fd = open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-          continue; // the process exited, or the name was deleted
-        const int rc = setns(fd, CLONE_NEWNET);
-        const int err = errno;
-        close(fd);
-        if (rc != 0) {
-          if (err == EINVAL || err == ENOENT)
-            continue;
-          throw Error(fmt::format("entering network namespace {}: {}",
-                                  ns.path, errno_text(err)));
-        }
-        fn(ns);
-      }
+      for (std::size_t i; !failed && (i = next++) < netns.size();)
+        if (enter_netns(netns[i]))
+          fn(netns[i], i);
     } catch (...) {
-      failure = std::current_exception();
+      std::lock_guard lock(mu);
+      if (!failure)
+        failure = std::current_exception();
+      failed = true;
     }
-  });
-  worker.join();
+  };
+  const std::size_t n =
+      std::clamp<std::size_t>(threads, 1, std::max<std::size_t>(netns.size(), 1));
+  std::vector<std::thread> workers;
+  workers.reserve(n);
+  for (std::size_t t = 0; t < n; ++t)
+    workers.emplace_back(work);
+  for (std::thread &w : workers)
+    w.join();
   if (failure)
     std::rethrow_exception(failure);
 }
 
 IterRecords IterReader::sockets(const std::vector<NetnsRef> &netns) const {
+  // One thread per CPU: each namespace's walk is a walk of the whole table.
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  std::vector<IterRecords> each(netns.size());
+  in_each_netns(netns, cpus > 0 ? static_cast<unsigned>(cpus) : 1,
+                [&](const NetnsRef &, std::size_t i) {
+                  decode_iter_stream(read_iter(tcp_link_), each[i]);
+                });
   IterRecords out;
-  in_each_netns(netns, [&](const NetnsRef &) {
-    decode_iter_stream(read_iter(tcp_link_), out);
-  });
+  for (IterRecords &r : each) {
+    out.sockets.insert(out.sockets.end(), r.sockets.begin(), r.sockets.end());
+    out.files.insert(out.files.end(), r.files.begin(), r.files.end());
+    out.invalid += r.invalid;
+  }
   return out;
 }
 

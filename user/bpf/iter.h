@@ -44,6 +44,14 @@ std::string read_iter(int link_fd, IterEnd end = IterEnd::Eof);
 void in_each_netns(const std::vector<NetnsRef> &netns,
                    const std::function<void(const NetnsRef &)> &fn);
 
+// The same from up to `threads` threads at once, each taking the next
+// namespace not yet taken: fn(ns, i) for netns[i], concurrently for
+// different i. (iter/tcp walks the whole established table for each
+// namespace, whichever namespace its sockets belong to.) The first
+// failure is rethrown once every thread has ended.
+void in_each_netns(const std::vector<NetnsRef> &netns, unsigned threads,
+                   const std::function<void(const NetnsRef &, std::size_t)> &fn);
+
 class IterReader {
 public:
   // `tracer` must have been created with TracerConfig::iterators and must
