@@ -26,40 +26,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 extern unsigned int CONFIG_HZ __kconfig __weak;
 
 /*
- * The age lower bound for a socket tcptrail did not see entering its state.
- * Two witnesses of the last activity on the socket travel with each record;
- * user space takes the later one (the smaller age), so the bound holds as
- * long as either witness is never older than the state entry:
- *
- * - tcp_sock.tcp_mstamp (CLOCK_MONOTONIC us, like bpf_ktime_get_ns()):
- *   tcp_mstamp_refresh() sets it to the current time, only ever forward,
- *   at the start of every received segment (tcp_rcv_established(),
- *   tcp_rcv_state_process()) and of every transmission (tcp_write_xmit()).
- * - tcp_sock.rcv_tstamp (jiffies): tcp_ack() sets it to tcp_jiffies32 for
- *   every ACK that is not older than snd_una (the "old_ack" path skips it).
- *
- * CLOSE_WAIT is entered only by tcp_fin(), called from tcp_data_queue()
- * while the peer's FIN segment is processed: tcp_rcv_established() (fast
- * path ineligible with FIN set) refreshes tcp_mstamp, calls tcp_ack() (which
- * stamps rcv_tstamp unless the FIN carries an old ACK), then tcp_data_queue()
- * -> tcp_fin() -> tcp_set_state(TCP_CLOSE_WAIT). Everything the socket
- * receives or sends later only moves both stamps forward. So at any later
- * time, now - stamp <= now - (state entry) + d, where d is the time from the
- * start of processing that one segment to its tcp_set_state() (the same
- * softirq or release_sock() call, microseconds). User space subtracts one
- * jiffy from the rcv_tstamp age (tick granularity) and 1 ms from the
- * tcp_mstamp age (d), and reports the smaller as the lower bound. The old-ACK
- * case (a FIN reordered behind a later pure ACK of the peer) leaves
- * rcv_tstamp earlier than the entry, but not tcp_mstamp, and the smaller age
- * wins.
- * FIN_WAIT2 is entered on the ACK of our FIN (tcp_rcv_state_process(), after
- * tcp_ack() and the refresh): the same argument. LAST_ACK, FIN_WAIT1 and
- * CLOSING are entered by close()/shutdown() or on the peer's FIN, and then
- * our FIN goes out through tcp_write_xmit(), which refreshes tcp_mstamp after
- * the state change; rcv_tstamp can be older there, the smaller age wins.
- * User space trusts the bound for these states only.
- */
-/*
  * Whether a walk reports this socket: the user's filters but the owner ones
  * (user space matches --pid and --comm against every fd's holder), so that
  * what the consumer would drop is never written. snapshot, leaks and serve
@@ -93,6 +59,40 @@ static __always_inline bool iter_state_may_pass(__u8 state)
 	return cfg_state_mask & state_bit(state);
 }
 
+/*
+ * The age lower bound for a socket tcptrail did not see entering its state.
+ * Two witnesses of the last activity on the socket travel with each record;
+ * user space takes the later one (the smaller age), so the bound holds as
+ * long as either witness is never older than the state entry:
+ *
+ * - tcp_sock.tcp_mstamp (CLOCK_MONOTONIC us, like bpf_ktime_get_ns()):
+ *   tcp_mstamp_refresh() sets it to the current time, only ever forward,
+ *   at the start of every received segment (tcp_rcv_established(),
+ *   tcp_rcv_state_process()) and of every transmission (tcp_write_xmit()).
+ * - tcp_sock.rcv_tstamp (jiffies): tcp_ack() sets it to tcp_jiffies32 for
+ *   every ACK that is not older than snd_una (the "old_ack" path skips it).
+ *
+ * CLOSE_WAIT is entered only by tcp_fin(), called from tcp_data_queue()
+ * while the peer's FIN segment is processed: tcp_rcv_established() (fast
+ * path ineligible with FIN set) refreshes tcp_mstamp, calls tcp_ack() (which
+ * stamps rcv_tstamp unless the FIN carries an old ACK), then tcp_data_queue()
+ * -> tcp_fin() -> tcp_set_state(TCP_CLOSE_WAIT). Everything the socket
+ * receives or sends later only moves both stamps forward. So at any later
+ * time, now - stamp <= now - (state entry) + d, where d is the time from the
+ * start of processing that one segment to its tcp_set_state() (the same
+ * softirq or release_sock() call, microseconds). User space subtracts one
+ * jiffy from the rcv_tstamp age (tick granularity) and 1 ms from the
+ * tcp_mstamp age (d), and reports the smaller as the lower bound. The old-ACK
+ * case (a FIN reordered behind a later pure ACK of the peer) leaves
+ * rcv_tstamp earlier than the entry, but not tcp_mstamp, and the smaller age
+ * wins.
+ * FIN_WAIT2 is entered on the ACK of our FIN (tcp_rcv_state_process(), after
+ * tcp_ack() and the refresh): the same argument. LAST_ACK, FIN_WAIT1 and
+ * CLOSING are entered by close()/shutdown() or on the peer's FIN, and then
+ * our FIN goes out through tcp_write_xmit(), which refreshes tcp_mstamp after
+ * the state change; rcv_tstamp can be older there, the smaller age wins.
+ * User space trusts the bound for these states only.
+ */
 SEC("iter/tcp")
 int dump_tcp(struct bpf_iter__tcp *ctx)
 {

@@ -80,10 +80,10 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 	__u8 state;
 	__u32 h;
 
-	/* A socket still in CLOSE has had no connection yet: its owner is on
-	 * the CPU at its connect() or listen(). */
 	if (!sk)
 		return 0;
+	/* A socket still in CLOSE has had no connection yet: its owner is on
+	 * the CPU at its connect() or listen(). */
 	state = sk->__sk_common.skc_state;
 	if (state == TCP_CLOSE)
 		return 0;
