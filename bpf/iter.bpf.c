@@ -101,7 +101,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	const struct sock_common *plain;
 	struct tt_iter_sock rec = {};
 	struct tt_sock tuple = {};
-	struct tcp_timewait_sock *tw;
+	struct tcp_timewait_sock *tw = NULL;
 	struct tcp_request_sock *req;
 	struct tcp_sock *tp;
 	struct sock_info *info;
@@ -115,6 +115,16 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	plain = skc_plain(skc);
 	if (!plain || !fill_tuple(&tuple, plain))
 		return 0;
+	/* How bpf_iter_tcp4.c in the kernel's selftests tells them apart. */
+	rec.state = skc->skc_state;
+	if (rec.state == TCP_TIME_WAIT) {
+		tw = bpf_skc_to_tcp_timewait_sock(skc);
+		if (!tw)
+			return 0;
+		rec.state = tw->tw_sk.tw_substate;
+	}
+	if (!iter_wanted(&tuple, rec.state))
+		return 0;
 	__builtin_memcpy(rec.laddr, tuple.laddr, sizeof(rec.laddr));
 	__builtin_memcpy(rec.raddr, tuple.raddr, sizeof(rec.raddr));
 	rec.lport = tuple.lport;
@@ -123,17 +133,9 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	rec.netns = tuple.netns;
 	rec.hz = CONFIG_HZ;
 	rec.jiffies = bpf_jiffies64();
-	rec.state = skc->skc_state;
 
-	/* How bpf_iter_tcp4.c in the kernel's selftests tells them apart. */
-	if (rec.state == TCP_TIME_WAIT) {
-		tw = bpf_skc_to_tcp_timewait_sock(skc);
-		if (!tw)
-			return 0;
+	if (tw) {
 		rec.sk_kind = TT_SK_TIMEWAIT;
-		rec.state = tw->tw_sk.tw_substate;
-		if (!iter_wanted(&tuple, rec.state))
-			return 0;
 		/*
 		 * The timewait seq state lives in sock_common on this kernel
 		 * (skc_tw_snd_nxt/skc_tw_rcv_nxt); kernels that kept it in
@@ -148,15 +150,11 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 		req = bpf_skc_to_tcp_request_sock(skc);
 		if (!req)
 			return 0;
-		if (!iter_wanted(&tuple, rec.state))
-			return 0;
 		rec.sk_kind = TT_SK_REQUEST;
 		rec.snd_una = req->snt_isn + 1;
 		rec.snd_nxt = req->snt_isn + 1;
 		rec.rcv_nxt = req->rcv_isn + 1;
 	} else {
-		if (!iter_wanted(&tuple, rec.state))
-			return 0;
 		tp = bpf_skc_to_tcp_sock(skc);
 		if (!tp)
 			return 0;
