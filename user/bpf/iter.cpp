@@ -15,6 +15,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
@@ -179,8 +180,15 @@ void in_each_netns(const std::vector<NetnsRef> &netns, unsigned threads,
       std::clamp<std::size_t>(threads, 1, std::max<std::size_t>(netns.size(), 1));
   std::vector<std::thread> workers;
   workers.reserve(n);
-  for (std::size_t t = 0; t < n; ++t)
-    workers.emplace_back(work);
+  for (std::size_t t = 0; t < n; ++t) {
+    try {
+      workers.emplace_back(work);
+    } catch (const std::system_error &) {
+      if (workers.empty())
+        throw;
+      break; // fewer threads, the same work
+    }
+  }
   for (std::thread &w : workers)
     w.join();
   if (failure)
