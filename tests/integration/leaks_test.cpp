@@ -353,6 +353,36 @@ TEST_F(LeaksTest, SnapshotAgreesWithSs) {
   }
 }
 
+// A namespace whose counts say it holds no TCP socket is not walked
+// (netns_without_tcp_sockets(), bpf/iter.cpp): one whose only socket is an
+// IPv6 listener, counted in sockstat6 alone, must be.
+TEST_F(LeaksTest, SnapshotWalksANamespaceWhoseOnlySocketIsIpv6) {
+  NsProcess v6 = net_->spawn(Side::A, "tt-v6only", [](ChildChannel &ch) {
+    const int s = socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, TestNet::kAddr6A, &a.sin6_addr);
+    if (s < 0 || bind(s, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0 ||
+        listen(s, 8) != 0)
+      throw std::runtime_error("v6only: listen failed");
+    socklen_t len = sizeof(a);
+    getsockname(s, reinterpret_cast<sockaddr *>(&a), &len);
+    ch.send("port " + std::to_string(ntohs(a.sin6_port)));
+    ch.receive(std::chrono::seconds(50));
+  });
+  const std::string port = v6.expect("port ");
+  const std::string ss = net_->exec_ok(Side::A, {"ss", "-tanpH"});
+  ASSERT_NE(ss.find("]:" + port), std::string::npos) << ss;
+  CommandResult snap = run_command(
+      {TCPTRAIL_BINARY, "snapshot", "--format", "json", "--netns",
+       std::to_string(net_->inode(Side::A))});
+  if (snap.exit_code == 1)
+    TT_SKIP_OR_FAIL(snap.output);
+  ASSERT_EQ(snap.exit_code, 0) << snap.output;
+  EXPECT_EQ(from_snapshot(snap.output), from_ss(ss)) << snap.output;
+  v6.send("quit");
+}
+
 // The iterators apply the filters in the kernel (bpf/iter.bpf.c,
 // iter_wanted()) and user space again: each filtered snapshot must be the
 // same socket set, owners included, as ss's own filter shows.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "bpf/probe.h"
 #include "bpf/programs.h"
 #include "bpf/tracer.h"
+#include "net.h"
 #include "error.h"
 
 namespace tcptrail {
@@ -338,4 +340,41 @@ TEST(SeedOwnerEntries, TheAllocatedTcpSocketsAndAMarginWithinBounds) {
   EXPECT_EQ(tcptrail::seed_owner_entries(""), 65536u);
   EXPECT_EQ(tcptrail::seed_owner_entries("TCP: inuse 1 alloc x\n"), 65536u);
   EXPECT_EQ(tcptrail::seed_owner_entries("UDP: inuse 0 alloc 5\n"), 65536u);
+}
+
+TEST(Sockstat, CountsByProtocolAndField) {
+  const std::string text = "sockets: used 30512\n"
+                           "TCP: inuse 10016 orphan 0 tw 19544 alloc 10021 "
+                           "mem 1201\n"
+                           "UDP: inuse 3 mem 0\n";
+  EXPECT_EQ(tcptrail::sockstat_count(text, "TCP:", "inuse"), 10016u);
+  EXPECT_EQ(tcptrail::sockstat_count(text, "TCP:", "tw"), 19544u);
+  EXPECT_EQ(tcptrail::sockstat_count(text, "UDP:", "inuse"), 3u);
+  EXPECT_EQ(tcptrail::sockstat_count(text, "TCP:", "nope"), std::nullopt);
+  EXPECT_EQ(tcptrail::sockstat_count(text, "TCP6:", "inuse"), std::nullopt);
+  EXPECT_EQ(tcptrail::sockstat_count("TCP: inuse x\n", "TCP:", "inuse"),
+            std::nullopt);
+  EXPECT_EQ(tcptrail::sockstat_count("TCP: inuse\n", "TCP:", "inuse"),
+            std::nullopt);
+  EXPECT_EQ(tcptrail::sockstat_count("TCP: inuse 99999999999999999999",
+                                     "TCP:", "inuse"),
+            std::nullopt); // does not fit
+}
+
+TEST(Sockstat, ANamespaceWithoutTcpSockets) {
+  const std::string empty = "sockets: used 0\n"
+                            "TCP: inuse 0 orphan 0 tw 0 alloc 3 mem 0\n";
+  const std::string empty6 = "TCP6: inuse 0\nUDP6: inuse 2\n";
+  EXPECT_TRUE(tcptrail::no_tcp_sockets(empty, empty6));
+  EXPECT_TRUE(tcptrail::no_tcp_sockets(empty, "")); // no IPv6
+  // Any socket of its own, IPv4, IPv6 or TIME_WAIT: walked.
+  EXPECT_FALSE(tcptrail::no_tcp_sockets(
+      "TCP: inuse 1 orphan 0 tw 0 alloc 3 mem 0\n", empty6));
+  EXPECT_FALSE(tcptrail::no_tcp_sockets(
+      "TCP: inuse 0 orphan 0 tw 7 alloc 3 mem 0\n", empty6));
+  EXPECT_FALSE(tcptrail::no_tcp_sockets(empty, "TCP6: inuse 1\n"));
+  // Counts that cannot be read: walked.
+  EXPECT_FALSE(tcptrail::no_tcp_sockets("", ""));
+  EXPECT_FALSE(tcptrail::no_tcp_sockets("TCP: inuse 0\n", ""));
+  EXPECT_FALSE(tcptrail::no_tcp_sockets(empty, "UDP6: inuse 2\n"));
 }

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "error.h"
+#include "net.h"
 
 namespace tcptrail {
 
@@ -195,12 +196,39 @@ void in_each_netns(const std::vector<NetnsRef> &netns, unsigned threads,
     std::rethrow_exception(failure);
 }
 
+namespace {
+
+std::string read_small_file(const char *path) {
+  std::string text;
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return text;
+  char buf[1024];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+    text.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  return text;
+}
+
+// Whether the calling thread's namespace holds no TCP socket at all, by its
+// own counts (/proc/thread-self/net/sockstat, sockstat6): no_tcp_sockets().
+bool netns_without_tcp_sockets() {
+  return no_tcp_sockets(read_small_file("/proc/thread-self/net/sockstat"),
+                        read_small_file("/proc/thread-self/net/sockstat6"));
+}
+
+} // namespace
+
 IterRecords IterReader::sockets(const std::vector<NetnsRef> &netns) const {
-  // One thread per CPU: each namespace's walk is a walk of the whole table.
+  // Each namespace's walk is a walk of the whole table (~1.75 ms with 262,144
+  // buckets, 6.18.44-fc-v1300): one thread per CPU, and none for a namespace
+  // whose counts say it has no TCP socket (containers that hold none).
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   std::vector<IterRecords> each(netns.size());
   in_each_netns(netns, cpus > 0 ? static_cast<unsigned>(cpus) : 1,
                 [&](const NetnsRef &, std::size_t i) {
+                  if (netns_without_tcp_sockets())
+                    return;
                   decode_iter_stream(read_iter(tcp_link_), each[i]);
                 });
   IterRecords out;

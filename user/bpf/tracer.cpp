@@ -39,6 +39,7 @@
 #include "bpf/probe.h"
 #include "bpf/programs.h"
 #include "error.h"
+#include "net.h"
 #include "privileges.h"
 #include "reorder.h"
 #include "socket_memory.h"
@@ -592,23 +593,11 @@ const char *kconfig_fallback() {
 
 std::uint32_t seed_owner_entries(std::string_view sockstat) {
   constexpr std::uint64_t kMin = 4096, kMax = 256 * 1024, kUnknown = 65536;
-  // "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 467"
-  for (std::size_t at = 0; at < sockstat.size();) {
-    std::size_t end = sockstat.find('\n', at);
-    if (end == std::string_view::npos)
-      end = sockstat.size();
-    std::istringstream line{std::string(sockstat.substr(at, end - at))};
-    at = end + 1;
-    std::string word;
-    if (!(line >> word) || word != "TCP:")
-      continue;
-    while (line >> word)
-      if (std::uint64_t alloc = 0; word == "alloc" && (line >> alloc))
-        return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
-            std::min<std::uint64_t>(alloc, kMax) * 5 / 4 + 1024, kMin, kMax));
-    break;
-  }
-  return kUnknown;
+  const auto alloc = sockstat_count(sockstat, "TCP:", "alloc");
+  if (!alloc)
+    return kUnknown;
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+      std::min<std::uint64_t>(*alloc, kMax) * 5 / 4 + 1024, kMin, kMax));
 }
 
 // What every instance of the object is opened and configured with.
