@@ -1,4 +1,5 @@
-// Address formatting shared by every output format.
+// Address formatting shared by every output format, and the kernel's socket
+// counts (/proc/net/sockstat).
 #pragma once
 
 #include <cstdint>
