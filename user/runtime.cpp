@@ -1,5 +1,8 @@
 #include "runtime.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <ctime>
 #include <initializer_list>
@@ -43,6 +46,18 @@ std::int64_t wall_offset_ns() {
   const std::int64_t r = clock_ns(CLOCK_REALTIME);
   const std::int64_t m2 = clock_ns(CLOCK_MONOTONIC);
   return r - (m1 + (m2 - m1) / 2);
+}
+
+std::string read_small_file(const char *path) {
+  std::string text;
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return text;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+    text.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  return text;
 }
 
 } // namespace tcptrail

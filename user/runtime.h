@@ -1,7 +1,8 @@
-// Process-wide runtime: stop signals and clocks.
+// Process-wide runtime: stop signals, clocks, small kernel files.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace tcptrail {
 
@@ -14,5 +15,8 @@ void request_stop();
 std::uint64_t monotonic_ns();
 // CLOCK_REALTIME - CLOCK_MONOTONIC: bpf_ktime_get_ns() + offset = wall time.
 std::int64_t wall_offset_ns();
+
+// The whole of a small file (/proc, /sys); empty when it cannot be read.
+std::string read_small_file(const char *path);
 
 } // namespace tcptrail

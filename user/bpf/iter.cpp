@@ -22,6 +22,7 @@
 
 #include "error.h"
 #include "net.h"
+#include "runtime.h"
 
 namespace tcptrail {
 
@@ -197,18 +198,6 @@ void in_each_netns(const std::vector<NetnsRef> &netns, unsigned threads,
 }
 
 namespace {
-
-std::string read_small_file(const char *path) {
-  std::string text;
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return text;
-  char buf[1024];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
-    text.append(buf, static_cast<std::size_t>(n));
-  close(fd);
-  return text;
-}
 
 // Whether the calling thread's namespace holds no TCP socket at all, by its
 // own counts (/proc/thread-self/net/sockstat, sockstat6): no_tcp_sockets().

@@ -22,8 +22,6 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <fstream>
-#include <sstream>
 #include <optional>
 #include <set>
 #include <string>
@@ -42,6 +40,7 @@
 #include "net.h"
 #include "privileges.h"
 #include "reorder.h"
+#include "runtime.h"
 #include "socket_memory.h"
 #include "tcptrail_bpf.skel.h"
 
@@ -726,10 +725,7 @@ void load(tcptrail_bpf *skel, bool map_data = true) {
 std::uint32_t seed_entries(const ProgramPlan &plan) {
   if (!planned(plan, "seed_owner_files"))
     return 1;
-  std::ifstream in("/proc/net/sockstat");
-  std::stringstream text;
-  text << in.rdbuf();
-  return seed_owner_entries(text.str());
+  return seed_owner_entries(read_small_file("/proc/net/sockstat"));
 }
 
 Tracer Tracer::create(const TracerConfig &cfg) {

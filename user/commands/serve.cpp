@@ -11,11 +11,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iterator>
 #include <memory>
 #include <mutex>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <prometheus/collectable.h>
@@ -46,13 +44,6 @@ constexpr std::size_t kFlushBytes = std::size_t{64} * 1024;
 std::atomic<bool> g_reopen{false};
 
 void on_sighup(int) { g_reopen.store(true, std::memory_order_relaxed); }
-
-std::string read_small_file(const char *path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class ServeCollector final : public prometheus::Collectable {
 public:
