@@ -169,13 +169,12 @@ bool matches(const FilterSpec &spec, const tt_sock &sk, std::uint8_t old_state,
   return matches_states(spec, sk, state_bit(old_state) | state_bit(new_state));
 }
 
-bool matches_states(const FilterSpec &spec, const tt_sock &sk,
-                    std::uint32_t states) {
+namespace {
+
+// Everything but the owner (pid, comm, cgroup).
+bool endpoints_match(const FilterSpec &spec, const tt_sock &sk,
+                     std::uint32_t states) {
   if (spec.af != 0 && sk.af != spec.af)
-    return false;
-  if (!spec.pids.empty() && !any_of_equal(spec.pids, sk.pid))
-    return false;
-  if (!spec.comm.empty() && comm_view(sk.comm) != spec.comm)
     return false;
   if (!spec.lports.empty() && !any_of_equal(spec.lports, sk.lport))
     return false;
@@ -189,9 +188,26 @@ bool matches_states(const FilterSpec &spec, const tt_sock &sk,
     return false;
   if (spec.netns != 0 && sk.netns != spec.netns)
     return false;
+  return true;
+}
+
+} // namespace
+
+bool matches_states(const FilterSpec &spec, const tt_sock &sk,
+                    std::uint32_t states) {
+  if (!spec.pids.empty() && !any_of_equal(spec.pids, sk.pid))
+    return false;
+  if (!spec.comm.empty() && comm_view(sk.comm) != spec.comm)
+    return false;
   if (spec.cgroup_id != 0 && !cgroup_matches(spec, sk.cgroup_id))
     return false;
-  return true;
+  return endpoints_match(spec, sk, states);
+}
+
+bool iter_keeps(const FilterSpec &spec, const tt_sock &sk, std::uint8_t state) {
+  if (state == static_cast<std::uint8_t>(TcpState::Listen))
+    return true;
+  return endpoints_match(spec, sk, state_bit(state));
 }
 
 bool cgroup_matches(const FilterSpec &spec, std::uint64_t id) {

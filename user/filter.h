@@ -72,5 +72,9 @@ bool matches(const FilterSpec &spec, const tt_sock &sk, std::uint8_t old_state,
 // each (a connection's whole path).
 bool matches_states(const FilterSpec &spec, const tt_sock &sk,
                     std::uint32_t states);
+// What the socket iterators keep of a socket in `state` (iter_wanted(),
+// bpf/iter.bpf.c): every listener; else family, namespace, state, ports
+// and addresses. Not the owner filters, which need the fds.
+bool iter_keeps(const FilterSpec &spec, const tt_sock &sk, std::uint8_t state);
 
 } // namespace tcptrail

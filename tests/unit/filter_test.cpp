@@ -312,3 +312,39 @@ TEST(FilterTest, FullSixteenByteCommAndOddStates) {
 }
 
 } // namespace
+
+// What the socket iterators keep (iter_wanted() in bpf/iter.bpf.c), which
+// diagnose's sock_diag snapshots apply in user space as well.
+namespace {
+
+TEST(FilterTest, IterKeepsEveryListenerAndIgnoresOwners) {
+  using tcptrail::iter_keeps;
+  constexpr std::uint8_t kListen = 10, kCloseWait = 8;
+  tt_sock sk = make_sock();
+  FilterSpec spec;
+  spec.rports = {5432};
+  EXPECT_FALSE(iter_keeps(spec, sk, kCloseWait));
+  EXPECT_TRUE(iter_keeps(spec, sk, kListen)); // whatever the filters
+  sk.rport = 5432;
+  EXPECT_TRUE(iter_keeps(spec, sk, kCloseWait));
+  // The owner filters need the fds: not applied here.
+  spec.pids = {1};
+  spec.comm = "nginx";
+  spec.cgroup_id = 77;
+  EXPECT_TRUE(iter_keeps(spec, sk, kCloseWait));
+  // The rest are.
+  spec.state_mask = 1U << kEstablished;
+  EXPECT_FALSE(iter_keeps(spec, sk, kCloseWait));
+  spec.state_mask = 0;
+  spec.af = 6;
+  EXPECT_FALSE(iter_keeps(spec, sk, kCloseWait));
+  spec.af = 0;
+  spec.netns = sk.netns + 1;
+  EXPECT_FALSE(iter_keeps(spec, sk, kCloseWait));
+  spec.netns = 0;
+  spec.laddrs = {cidr("198.19.0.0/16")};
+  EXPECT_FALSE(iter_keeps(spec, sk, kCloseWait));
+  EXPECT_TRUE(iter_keeps(spec, sk, kListen));
+}
+
+} // namespace

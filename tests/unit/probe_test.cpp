@@ -168,9 +168,13 @@ TracerConfig config_of(Mode m) {
   cfg.ringbuf_bytes = 4u << 20;
   switch (m) {
   case Mode::Trace:
+    cfg.lazy_storage = true;
+    cfg.batch = true;
+    break;
   case Mode::Diagnose:
     cfg.lazy_storage = true;
     cfg.batch = true;
+    cfg.iterators = true;
     break;
   case Mode::History:
     cfg.aggregate = true;
@@ -218,6 +222,12 @@ TEST(PlanPrograms, EachModeLoadsOnlyItsOwnPrograms) {
   const ProgramPlan snapshot = plan_programs(config_of(Mode::Snapshot), probes);
   EXPECT_EQ(snapshot.load,
             (std::vector<std::string_view>{"dump_tcp", "dump_task_file"}));
+
+  // diagnose reads its snapshots' sockets with iter/tcp, owners aside.
+  const ProgramPlan diagnose = plan_programs(config_of(Mode::Diagnose), probes);
+  EXPECT_TRUE(loads(diagnose, "dump_tcp"));
+  EXPECT_FALSE(loads(diagnose, "dump_task_file"));
+  EXPECT_TRUE(loads(diagnose, "handle_tcp_retransmit_synack"));
 
   const ProgramPlan leaks = plan_programs(config_of(Mode::Leaks), probes);
   EXPECT_TRUE(loads(leaks, "dump_tcp"));
@@ -286,6 +296,11 @@ TEST(PlanPrograms, WithoutIteratorsSnapshotEnumeratesWithSockDiag) {
   EXPECT_EQ(assess(Mode::Snapshot, probes).status, ModeStatus::Ok);
   // Tracing only loses the owners of sockets open at start.
   EXPECT_EQ(assess(Mode::Trace, probes).status, ModeStatus::Degraded);
+  // diagnose reads sock_diag instead of iter/tcp: a note, not a warning.
+  const ProgramPlan diagnose = plan_programs(config_of(Mode::Diagnose), probes);
+  EXPECT_FALSE(loads(diagnose, "dump_tcp"));
+  EXPECT_EQ(diagnose.notes.size(), 1u);
+  EXPECT_EQ(diagnose.warnings.size(), 2u); // the seeding walk's
 }
 
 TEST(PlanPrograms, ServeCountsWithTheTracingProgramsAndEnumerates) {

@@ -294,4 +294,39 @@ TEST(EnumerateFallback, SockDiagRecordsLookLikeTheIterators) {
   EXPECT_EQ(req.state, 12); // NEW_SYN_RECV, as iter/tcp says
 }
 
+// diagnose's snapshots read the iterators' records as sock_diag's.
+TEST(EnumerateFallback, IteratorRecordsReadAsSockDiagDoes) {
+  tcptrail::diagnose::DiagSock d;
+  d.af = 6;
+  d.state = 8; // CLOSE_WAIT
+  d.laddr[0] = 0x20;
+  d.raddr[15] = 2;
+  d.lport = 443;
+  d.rport = 50000;
+  d.rqueue = 5;
+  d.wqueue = 7;
+  d.uid = 33;
+  d.inode = 9001;
+  d.cookie = 0x1234567890ULL;
+  auto same = [](const tcptrail::diagnose::DiagSock &a,
+                 const tcptrail::diagnose::DiagSock &b) {
+    return a.af == b.af && a.state == b.state && a.lport == b.lport &&
+           a.rport == b.rport && a.rqueue == b.rqueue && a.wqueue == b.wqueue &&
+           a.uid == b.uid && a.inode == b.inode && a.cookie == b.cookie &&
+           std::memcmp(a.laddr, b.laddr, TT_ADDR_LEN) == 0 &&
+           std::memcmp(a.raddr, b.raddr, TT_ADDR_LEN) == 0;
+  };
+  for (std::uint8_t state : {8, 10, 6, 5, 3}) {
+    d.state = state;
+    const auto back =
+        tcptrail::diag_from_iter_sock(tcptrail::iter_sock_from_diag(d, 1));
+    EXPECT_TRUE(same(back, d)) << int(state);
+  }
+  // A request socket as iter/tcp gives it: sock_diag's SYN_RECV.
+  tt_iter_sock req{};
+  req.sk_kind = TT_SK_REQUEST;
+  req.state = 12;
+  EXPECT_EQ(tcptrail::diag_from_iter_sock(req).state, 3);
+}
+
 } // namespace

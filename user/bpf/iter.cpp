@@ -229,6 +229,12 @@ IterRecords IterReader::sockets(const std::vector<NetnsRef> &netns) const {
   return out;
 }
 
+IterRecords IterReader::sockets_here() const {
+  IterRecords out;
+  decode_iter_stream(read_iter(tcp_link_), out);
+  return out;
+}
+
 IterRecords IterReader::files() const {
   IterRecords out;
   if (file_link_ < 0)

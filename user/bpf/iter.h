@@ -54,8 +54,10 @@ void in_each_netns(const std::vector<NetnsRef> &netns, unsigned threads,
 
 class IterReader {
 public:
-  // `tracer` must have been created with TracerConfig::iterators and must
-  // outlive the reader. Throws tcptrail::Error naming the failed step.
+  // `tracer` must have been created with TracerConfig::iterators; the
+  // reader's links keep its programs, so it may outlive the tracer (diagnose
+  // reads its end snapshot after the session). Throws tcptrail::Error naming
+  // the failed step.
   explicit IterReader(const Tracer &tracer);
   ~IterReader();
   IterReader(const IterReader &) = delete;
@@ -64,6 +66,9 @@ public:
   // Every TCP socket of every namespace in `netns`. A namespace that cannot
   // be entered any more (its last process exited) is skipped.
   IterRecords sockets(const std::vector<NetnsRef> &netns) const;
+  // Every TCP socket of the calling thread's namespace. Needs no
+  // privilege: the link was made with them.
+  IterRecords sockets_here() const;
   // Every TCP socket fd of every process (none without iter/task_file).
   IterRecords files() const;
   bool has_files() const { return file_link_ >= 0; }

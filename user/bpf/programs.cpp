@@ -46,9 +46,10 @@ constexpr ProgramSpec kPrograms[] = {
      "same output; more ring traffic)"},
     {"dump_unstored_counters", kHistory, Need::Optional, Feature::IterTaskFile,
      "open connections show the byte counts of their last transition"},
-    {"dump_tcp", kSnapshot | kLeaks | kServe, Need::Alternative, Feature::IterTcp,
+    {"dump_tcp", kSnapshot | kLeaks | kServe | kDiagnose, Need::Alternative,
+     Feature::IterTcp,
      "sockets from sock_diag (snapshot/enumerate.h): no seq/ack numbers, "
-     "ages or owners known to the tracer"},
+     "ages or owners known to the tracer (diagnose loses nothing)"},
     {"dump_task_file", kSnapshot | kLeaks | kServe, Need::Alternative,
      Feature::IterTaskFile, "owners from a walk of /proc/*/fd"},
 };

@@ -379,7 +379,7 @@ namespace {
 bool wanted_by_config(const TracerConfig &cfg, std::string_view prog,
                       KernelProbes &probes) {
   if (prog == "dump_tcp" || prog == "dump_task_file")
-    return cfg.iterators; // enumeration: snapshot, leaks
+    return cfg.iterators; // enumeration: snapshot, leaks, serve, diagnose
   if (!cfg.tracepoints)
     return false;
   if (prog == "handle_tcp_retransmit_skb")

@@ -5,12 +5,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "bpf/probe.h"
 #include "commands/commands.h"
 #include "commands/session.h"
 #include "diagnose/aggregator.h"
@@ -73,8 +75,23 @@ int run_diagnose(const CommonOptions &in) {
   agg.set_owner_lookup(diagnose::socket_owners);
   // The namespace is read now (with our privileges) and at the end, from a
   // helper thread that drops its own capabilities once it has entered the
-  // namespace: run_session() drops the main thread's after attaching.
-  diagnose::SnapshotPair snaps(netns, [] { drop_all_capabilities(); });
+  // namespace: run_session() drops the main thread's after attaching. Its
+  // sockets come from the socket enumerator, as snapshot's do: sock_diag,
+  // read while the programs load, or the iterators once they are loaded.
+  // Either needs no capability at the end; the filters narrow them as they
+  // narrow the events (the owner filters aside: every listener stays).
+  KernelProbes &probes = KernelProbes::instance();
+  std::optional<SocketEnumerator> enumerator;
+  auto sockets_of = [&opts](const SocketEnumerator &e) {
+    return [&e, &opts](std::vector<diagnose::DiagSock> &out, std::string &err) {
+      return e.sockets_here(diagnose::kSnapshotStates, opts.filter, out, err);
+    };
+  };
+  if (SocketEnumerator::planned(probes) == EnumStrategy::SockDiag)
+    enumerator.emplace(SocketEnumerator::sock_diag());
+  diagnose::SnapshotPair snaps(
+      netns, [] { drop_all_capabilities(); },
+      enumerator ? diagnose::SocketSource(sockets_of(*enumerator)) : nullptr);
 
   const bool progress = isatty(STDERR_FILENO) == 1;
   const std::uint64_t start = monotonic_ns();
@@ -94,6 +111,10 @@ int run_diagnose(const CommonOptions &in) {
   // from the tracer's start-up fd walk (still privileged here, and before
   // any event is read).
   hooks.after_attach = [&](Tracer &tracer) {
+    if (!enumerator) {
+      enumerator.emplace(SocketEnumerator::create(tracer, probes));
+      snaps.read_start_sockets(sockets_of(*enumerator));
+    }
     std::set<std::uint64_t> inodes;
     for (const auto &s : snaps.start().sockets)
       if ((s.state == 10 || s.state == 8) && s.inode) // LISTEN, CLOSE_WAIT
@@ -126,6 +147,7 @@ int run_diagnose(const CommonOptions &in) {
     cfg.lazy_storage = true; // per-transition, as trace: see TracerConfig
     cfg.batch = true;
     cfg.keep_walked_sockets = true; // the start snapshot's owners
+    cfg.iterators = true;           // its sockets (dump_tcp)
     stats = run_session(opts, cfg, sink, hooks);
   } catch (...) {
     clear_progress();

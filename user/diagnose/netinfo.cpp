@@ -81,7 +81,17 @@ std::optional<std::int64_t> read_sysctl(const std::string &path) {
   return to_i64(f[0]);
 }
 
-void read_here(NetSnapshot &snap) {
+// The snapshot's sockets from `sockets`.
+void read_sockets(NetSnapshot &snap, const SocketSource &sockets) {
+  std::string err;
+  snap.sockets.clear();
+  snap.sockets_ok = sockets(snap.sockets, err);
+  if (!snap.sockets_ok && snap.error.empty())
+    snap.error = err;
+}
+
+// Everything but the sockets without `sockets` (read later).
+void read_here(NetSnapshot &snap, const SocketSource &sockets) {
   struct stat st{};
   if (stat("/proc/thread-self/ns/net", &st) == 0)
     snap.netns = st.st_ino;
@@ -111,13 +121,8 @@ void read_here(NetSnapshot &snap) {
   snap.somaxconn = read_sysctl("/proc/sys/net/core/somaxconn").value_or(-1);
   snap.syncookies = read_sysctl("/proc/sys/net/ipv4/tcp_syncookies").value_or(-1);
 
-  // TCP_LISTEN 10, TCP_SYN_RECV 3, TCP_CLOSE_WAIT 8, TCP_TIME_WAIT 6.
-  const std::uint32_t states = (1U << 10) | (1U << 3) | (1U << 8) | (1U << 6);
-  std::string err;
-  snap.sockets_ok = diag_dump(AF_INET, states, snap.sockets, err) &&
-                    diag_dump(AF_INET6, states, snap.sockets, err);
-  if (!snap.sockets_ok && snap.error.empty())
-    snap.error = err;
+  if (sockets)
+    read_sockets(snap, sockets);
   snap.ok = any;
 }
 
@@ -276,49 +281,19 @@ std::optional<std::string> find_netns_path(std::uint64_t inode) {
   return std::nullopt;
 }
 
-NetSnapshot take_snapshot(std::optional<std::uint64_t> netns) {
-  NetSnapshot snap;
-  if (!netns) {
-    read_here(snap);
-    return snap;
-  }
-  const auto path = find_netns_path(*netns);
-  if (!path) {
-    snap.error = fmt::format("no namespace with inode {} found", *netns);
-    return snap;
-  }
-  // A thread of our own: setns() changes only its namespace, and the thread
-  // ends right after, so no other code ever runs in that namespace.
-  std::thread t([&] {
-    const int fd = open(path->c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      snap.error = fmt::format("open {}: {}", *path, std::strerror(errno));
-      return;
-    }
-    if (setns(fd, CLONE_NEWNET) != 0) {
-      snap.error = fmt::format("setns {}: {}", *path, std::strerror(errno));
-      close(fd);
-      return;
-    }
-    close(fd);
-    read_here(snap);
-  });
-  t.join();
-  return snap;
-}
-
 struct SnapshotPair::Worker {
   std::mutex mu;
   std::condition_variable cv;
-  bool started = false, want_end = false, ended = false;
-  NetSnapshot end;
+  bool started = false, entered = false, stop = false;
+  std::function<void()> job; // run in the namespace, then reset
   std::thread thread;
 };
 
-SnapshotPair::SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start)
-    : netns_(netns) {
+SnapshotPair::SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start,
+                           SocketSource sockets)
+    : netns_(netns), sockets_(std::move(sockets)) {
   if (!netns) {
-    start_reader_ = std::thread([this] { read_here(start_); });
+    start_reader_ = std::thread([this] { read_here(start_, sockets_); });
     return;
   }
   const auto path = find_netns_path(*netns);
@@ -337,7 +312,7 @@ SnapshotPair::SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start)
       start_.error = fmt::format("setns {}: {}", p, std::strerror(errno));
     } else {
       entered = true;
-      read_here(start_);
+      read_here(start_, sockets_);
     }
     if (fd >= 0)
       close(fd);
@@ -350,14 +325,16 @@ SnapshotPair::SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start)
     }
     std::unique_lock lock(w->mu);
     w->started = true;
+    w->entered = entered;
     w->cv.notify_all();
-    w->cv.wait(lock, [w] { return w->want_end; });
-    if (entered)
-      read_here(w->end);
-    else
-      w->end.error = start_.error;
-    w->ended = true;
-    w->cv.notify_all();
+    for (;;) {
+      w->cv.wait(lock, [w] { return w->stop || w->job; });
+      if (!w->job)
+        return;
+      w->job();
+      w->job = nullptr;
+      w->cv.notify_all();
+    }
   });
 }
 
@@ -374,27 +351,42 @@ NetSnapshot &SnapshotPair::start() {
   return start_;
 }
 
+bool SnapshotPair::in_namespace(const std::function<void()> &fn) {
+  if (!netns_) {
+    fn();
+    return true;
+  }
+  if (!worker_)
+    return false;
+  std::unique_lock lock(worker_->mu);
+  if (!worker_->entered)
+    return false;
+  worker_->job = fn;
+  worker_->cv.notify_all();
+  worker_->cv.wait(lock, [this] { return !worker_->job; });
+  return true;
+}
+
+void SnapshotPair::read_start_sockets(SocketSource sockets) {
+  start();
+  sockets_ = std::move(sockets);
+  in_namespace([this] { read_sockets(start_, sockets_); });
+}
+
 NetSnapshot SnapshotPair::end() {
   start(); // the start snapshot's reader is done with start_
-  if (!netns_) {
-    NetSnapshot s;
-    read_here(s);
-    return s;
-  }
-  if (!worker_) {
-    NetSnapshot s;
+  NetSnapshot s;
+  if (!in_namespace([&] { read_here(s, sockets_); }))
     s.error = start_.error;
-    return s;
+  if (worker_) {
+    {
+      std::lock_guard lock(worker_->mu);
+      worker_->stop = true;
+      worker_->cv.notify_all();
+    }
+    worker_->thread.join();
+    worker_.reset();
   }
-  {
-    std::unique_lock lock(worker_->mu);
-    worker_->want_end = true;
-    worker_->cv.notify_all();
-    worker_->cv.wait(lock, [this] { return worker_->ended; });
-  }
-  worker_->thread.join();
-  NetSnapshot s = std::move(worker_->end);
-  worker_.reset();
   return s;
 }
 
@@ -405,7 +397,7 @@ SnapshotPair::~SnapshotPair() {
     return;
   {
     std::lock_guard lock(worker_->mu);
-    worker_->want_end = true;
+    worker_->stop = true;
     worker_->cv.notify_all();
   }
   worker_->thread.join();

@@ -72,26 +72,38 @@ struct NetSnapshot {
 // One sock_diag dump (NETLINK_SOCK_DIAG, inet_diag_req_v2) of the TCP
 // sockets of `family` (AF_INET, AF_INET6) in the states of the `states`
 // bitmask (1 << TCP state), in the calling thread's namespace, appended to
-// `out`. The one place tcptrail reads sock_diag: diagnose's snapshots and
-// the enumeration fallback (snapshot/enumerate.h) both call it. False, with
-// `err`, on failure.
+// `out`. The one place tcptrail reads sock_diag: the socket enumerator's
+// SockDiag strategy (snapshot/enumerate.h) calls it. False, with `err`, on
+// failure.
 bool diag_dump(int family, std::uint32_t states, std::vector<DiagSock> &out,
                std::string &err);
 
-// Reads the namespace with inode `netns`, or the caller's own namespace
-// when nullopt. Never throws; failures are in `error`.
-NetSnapshot take_snapshot(std::optional<std::uint64_t> netns);
+// TCP states of the sockets a snapshot holds: LISTEN (queues), SYN_RECV
+// (half-open), CLOSE_WAIT (leaks) and TIME_WAIT.
+inline constexpr std::uint32_t kSnapshotStates =
+    (1U << 10) | (1U << 3) | (1U << 8) | (1U << 6);
 
-// Reads one namespace at the start and at the end of a run. For another
-// namespace, one helper thread setns()es into it, takes the first snapshot,
-// then calls `after_start` (e.g. dropping that thread's capabilities: what
-// the end snapshot reads needs none once inside the namespace) and waits
-// for end(). The calling thread's namespace never changes. Not thread-safe:
-// one thread calls start() and end().
+// Appends the sockets of the calling thread's namespace that a snapshot
+// holds to `out`: false, with `err`, on failure. diagnose's comes from the
+// socket enumerator (snapshot/enumerate.h), which reads sock_diag or the
+// iterators.
+using SocketSource =
+    std::function<bool(std::vector<DiagSock> &out, std::string &err)>;
+
+// Reads one namespace (`netns`, or the caller's own when nullopt) at the
+// start and at the end of a run. For another namespace, one helper thread
+// setns()es into it, takes the first snapshot, then calls `after_start`
+// (e.g. dropping that thread's capabilities: what it reads later needs
+// none once inside the namespace) and stays there, reading what it is
+// asked. The calling thread's namespace never changes. Not thread-safe:
+// one thread calls every method.
 class SnapshotPair {
 public:
   using Hook = std::function<void()>;
-  SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start);
+  // Without `sockets`, the start snapshot's sockets wait for
+  // read_start_sockets(): for a source that needs the loaded programs.
+  SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start,
+               SocketSource sockets);
   ~SnapshotPair();
   SnapshotPair(const SnapshotPair &) = delete;
   SnapshotPair &operator=(const SnapshotPair &) = delete;
@@ -99,10 +111,17 @@ public:
   // The first snapshot, read on a thread of its own from construction on
   // (diagnose loads its programs meanwhile): waits for it.
   NetSnapshot &start();
+  // Reads the start snapshot's sockets now from `sockets`, which the end
+  // snapshot reads too.
+  void read_start_sockets(SocketSource sockets);
   NetSnapshot end(); // once
 
 private:
+  // Runs fn in the namespace read; false when it could not be entered.
+  bool in_namespace(const std::function<void()> &fn);
+
   std::optional<std::uint64_t> netns_;
+  SocketSource sockets_;
   NetSnapshot start_;
   std::thread start_reader_; // our own namespace
   struct Worker;             // another one

@@ -106,6 +106,22 @@ tt_iter_sock iter_sock_from_diag(const diagnose::DiagSock &d,
   return s;
 }
 
+diagnose::DiagSock diag_from_iter_sock(const tt_iter_sock &s) {
+  diagnose::DiagSock d;
+  d.af = s.af;
+  d.state = s.sk_kind == TT_SK_REQUEST ? kSynRecv : s.state;
+  std::memcpy(d.laddr, s.laddr, TT_ADDR_LEN);
+  std::memcpy(d.raddr, s.raddr, TT_ADDR_LEN);
+  d.lport = s.lport;
+  d.rport = s.rport;
+  d.rqueue = s.rx_queue;
+  d.wqueue = s.tx_queue;
+  d.uid = s.uid;
+  d.inode = s.ino;
+  d.cookie = s.hdr.cookie;
+  return d;
+}
+
 std::vector<SocketRow> enumerate_sockets(const Tracer &tracer) {
   const SocketEnumerator e =
       SocketEnumerator::create(tracer, KernelProbes::instance());
@@ -145,10 +161,16 @@ SocketEnumerator &
 SocketEnumerator::operator=(SocketEnumerator &&) noexcept = default;
 SocketEnumerator::~SocketEnumerator() = default;
 
+EnumStrategy SocketEnumerator::planned(KernelProbes &probes) {
+  return probes.has(Feature::IterTcp) ? EnumStrategy::Iterators
+                                      : EnumStrategy::SockDiag;
+}
+
 SocketEnumerator SocketEnumerator::create(const Tracer &tracer,
                                           KernelProbes &probes) {
   SocketEnumerator e;
-  if (probes.has(Feature::IterTcp) && tracer.program_fd("dump_tcp") >= 0) {
+  if (planned(probes) == EnumStrategy::Iterators &&
+      tracer.program_fd("dump_tcp") >= 0) {
     e.strategy_ = EnumStrategy::Iterators;
     e.iter_ = std::make_unique<IterReader>(tracer);
   }
@@ -202,6 +224,47 @@ SocketEnumerator::sockets(const std::vector<NetnsRef> &netns,
   if (invalid)
     *invalid = 0;
   return join_owners(socks, proc_socket_fds(inodes_of(socks)));
+}
+
+bool SocketEnumerator::sockets_here(std::uint32_t states,
+                                    const FilterSpec &filter,
+                                    std::vector<diagnose::DiagSock> &out,
+                                    std::string &err) const {
+  auto keep = [&](const diagnose::DiagSock &d, std::uint32_t netns) {
+    if (!(states & (1U << d.state)))
+      return false;
+    tt_sock sk{};
+    std::memcpy(sk.laddr, d.laddr, TT_ADDR_LEN);
+    std::memcpy(sk.raddr, d.raddr, TT_ADDR_LEN);
+    sk.lport = d.lport;
+    sk.rport = d.rport;
+    sk.af = d.af;
+    sk.netns = netns;
+    return iter_keeps(filter, sk, d.state);
+  };
+  if (strategy_ == EnumStrategy::Iterators) {
+    try {
+      const IterRecords recs = iter_->sockets_here();
+      for (const tt_iter_sock &s : recs.sockets) {
+        const diagnose::DiagSock d = diag_from_iter_sock(s);
+        if (keep(d, s.netns))
+          out.push_back(d);
+      }
+      return true;
+    } catch (const Error &e) {
+      err = e.what();
+      return false;
+    }
+  }
+  std::vector<diagnose::DiagSock> found;
+  if (!diagnose::diag_dump(AF_INET, states, found, err) ||
+      !diagnose::diag_dump(AF_INET6, states, found, err))
+    return false;
+  // sock_diag's namespace is the caller's: the one the filter names, if any.
+  for (const diagnose::DiagSock &d : found)
+    if (keep(d, filter.netns))
+      out.push_back(d);
+  return true;
 }
 
 } // namespace tcptrail

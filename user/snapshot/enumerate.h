@@ -1,13 +1,15 @@
 // One way to enumerate the TCP sockets that exist now, with the processes
-// that hold them, whatever the kernel allows: `snapshot` and `leaks` ask it,
-// and a kernel difference is handled here, once. The strategy is picked by
-// the probes (bpf/probe.h):
+// that hold them, whatever the kernel allows: `snapshot`, `leaks`, `serve`
+// and `diagnose` ask it, and a kernel difference is handled here, once. The
+// strategy is picked by the probes (bpf/probe.h):
 //   - Iterators: iter/tcp in each namespace (sequence numbers, activity
 //     stamps, the tracer's owner and state time from socket storage) joined
 //     with iter/task_file (every process's fds), bpf/iter.bpf.c;
 //   - SockDiag, where the kernel refuses iter/tcp: a sock_diag dump in each
-//     namespace (the one diagnose reads too, diagnose/netinfo.h) joined with
-//     /proc/*/fd. No sequence numbers, ages or storage-known owners.
+//     namespace (diag_dump(), diagnose/netinfo.h) joined with /proc/*/fd. No
+//     sequence numbers, ages or storage-known owners.
+// diagnose's snapshots (sockets_here()) take only the sockets, no fds: their
+// owners come from the tracer's start-up fd walk (socket_owners_of()).
 #pragma once
 
 #include <cstdint>
@@ -31,8 +33,15 @@ std::string_view enum_strategy_name(EnumStrategy s);
 class SocketEnumerator {
 public:
   // `tracer` holds the iterator programs when the strategy is Iterators
-  // (it must outlive the enumerator); the probes decide.
+  // (IterReader's links keep them: the enumerator may outlive it); the
+  // probes decide.
   static SocketEnumerator create(const Tracer &tracer, KernelProbes &probes);
+  // The strategy create() picks where the tracer loaded what the probes
+  // allowed: known before the load, for a caller that can read sock_diag
+  // meanwhile (diagnose's start snapshot).
+  static EnumStrategy planned(KernelProbes &probes);
+  // The SockDiag strategy, which needs no program.
+  static SocketEnumerator sock_diag() { return SocketEnumerator(); }
   SocketEnumerator(SocketEnumerator &&) noexcept;
   SocketEnumerator &operator=(SocketEnumerator &&) noexcept;
   ~SocketEnumerator();
@@ -44,6 +53,16 @@ public:
   // `*invalid`. Throws tcptrail::Error naming the failed step.
   std::vector<SocketRow> sockets(const std::vector<NetnsRef> &netns,
                                  std::uint64_t *invalid = nullptr) const;
+
+  // The TCP sockets of the calling thread's namespace in the states of
+  // `states` (1 << TCP state; a request socket is SYN_RECV) that `filter`
+  // keeps (iter_keeps(): every listener, the owner filters not applied),
+  // as sock_diag gives them, appended to `out`: diagnose's snapshots, at
+  // start and at the end, when no capability is left (neither strategy
+  // needs one here). False, with `err`, on failure.
+  bool sockets_here(std::uint32_t states, const FilterSpec &filter,
+                    std::vector<diagnose::DiagSock> &out,
+                    std::string &err) const;
 
 private:
   SocketEnumerator() = default;
@@ -68,5 +87,8 @@ socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes);
 // as the iterators' record, in namespace `netns`.
 tt_iter_sock iter_sock_from_diag(const diagnose::DiagSock &d,
                                  std::uint32_t netns);
+// The other way, for sockets_here(): an iterator record as sock_diag
+// reports the socket (a request socket in SYN_RECV).
+diagnose::DiagSock diag_from_iter_sock(const tt_iter_sock &s);
 
 } // namespace tcptrail
