@@ -184,6 +184,14 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 			rec.ino = so->file->f_inode->i_ino;
 
 		info = bpf_sk_storage_get(&sock_infos, sk, NULL, 0);
+		/*
+		 * A socket open before start that no program has met yet: the
+		 * owner the start-up fd walk found (leaks enumerates right
+		 * after attach), claimed as a tracing program claims it.
+		 * Without seeds pending (snapshot), not even asked.
+		 */
+		if (seed_wanted_for(info))
+			info = seed_claim(sk, info);
 		if (info) {
 			if (info->flags & TT_F_OWNER) {
 				rec.pid = info->pid;

@@ -79,9 +79,10 @@ const volatile __u32 cfg_serve_no_records __weak = 0;
 /* Each CPU wakes the consumer once it has submitted this many bytes since its
  * last wake-up; the consumer also drains on a timer. 0: wake on every record. */
 const volatile __u64 cfg_wakeup_cpu_bytes __weak = 0;
-/* The fd walk (owners.bpf.c) tells user space of every socket it seeds,
- * not only of the listeners (diagnose keeps them: keep_walked_sockets). */
-const volatile __u32 cfg_walk_records __weak = 0;
+/* The fd walk (owners.bpf.c) tells user space of every fd of a socket in
+ * these states (1 << TCP state), not only of the listeners it seeds:
+ * diagnose's and leaks' owners (TracerConfig::walk_record_states). */
+const volatile __u32 cfg_walk_states __weak = 0;
 
 /* One ring buffer for every record kind; sized by user space. */
 struct {

@@ -10,8 +10,9 @@
  *  1. seed_owner_files (iter/task_file, every process, every namespace) puts
  *     socket address -> (inode, first owner seen) into seed_owners, and
  *     gives user space a tt_iter_file record per listener (which namespaces
- *     to walk in step 2) and, with cfg_walk_records, per listener or
- *     CLOSE_WAIT socket fd (diagnose's owners: it needs no walk of its own).
+ *     to walk in step 2) and, per fd of a socket in the states of
+ *     cfg_walk_states (diagnose's and leaks' owners: they need no walk of
+ *     their own).
  *  2. Listeners get storage with their owner now, before they accept
  *     anything: a child gets a copy of its listener's storage (BPF_F_CLONE)
  *     at birth, in softirq, where no owner is on the CPU.
@@ -63,9 +64,9 @@ static __always_inline bool seed_wanted(const struct sock *sk, __u32 tgid, const
 /*
  * Also tells user space of each listener it put in seed_owners, as a
  * tt_iter_file record (TT_FF_LISTENER): which namespaces to walk for
- * listeners; with cfg_walk_records, of every listener and CLOSE_WAIT socket
- * fd: the owners diagnose asks for (the one fd walk of a tracing start, see
- * socket_owners_of() in user/snapshot/enumerate.h).
+ * listeners; of every fd of a socket in the states of cfg_walk_states: the
+ * owners diagnose and leaks ask for (the one fd walk of a tracing start,
+ * see socket_owners_of() and SocketEnumerator in user/snapshot/enumerate.h).
  */
 SEC("iter/task_file")
 int seed_owner_files(struct bpf_iter__task_file *ctx)
@@ -105,13 +106,11 @@ int seed_owner_files(struct bpf_iter__task_file *ctx)
 		seeded = true;
 	}
 	/*
-	 * Records: each listener seeded here, and with cfg_walk_records
-	 * every listener's and CLOSE_WAIT socket's holders, whatever the
-	 * filters: diagnose's start snapshot of a namespace is not filtered,
-	 * and it asks for exactly those owners.
+	 * Records: each listener seeded here, and the holders of every
+	 * socket in cfg_walk_states, whatever the filters (user space
+	 * applies them to the sockets it joins them with).
 	 */
-	if (!(seeded && state == TCP_LISTEN) &&
-	    !(cfg_walk_records && (state == TCP_LISTEN || state == TCP_CLOSE_WAIT)))
+	if (!(seeded && state == TCP_LISTEN) && !(cfg_walk_states & state_bit(state)))
 		return 0;
 
 	/* sk is untrusted on hardened kernels: the cookie as the kernel keeps

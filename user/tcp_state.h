@@ -25,6 +25,12 @@ enum class TcpState : std::uint8_t {
 
 inline constexpr std::uint8_t kMaxTcpState = 12;
 
+// The state's bit in a state mask (1 << state), as the filters and the BPF
+// side number them.
+constexpr std::uint32_t state_bit(TcpState s) {
+  return 1U << static_cast<unsigned>(s);
+}
+
 // "ESTABLISHED", ...; empty for values the kernel does not define.
 std::string_view state_name(std::uint8_t state);
 

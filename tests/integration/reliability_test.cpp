@@ -752,7 +752,7 @@ TEST_F(ReliabilityTest, TwoInstancesBothSeeTheConnection) {
 // .bss (counters, seeding state), one .rodata, configured from the plan of
 // the whole mode rather than from the instance that made it: trace
 // batches its records (cfg_batch) and keeps no fd-walk records
-// (cfg_walk_records). Read from the kernel, by program and map id.
+// (cfg_walk_states). Read from the kernel, by program and map id.
 TEST_F(ReliabilityTest, ProgramsLoadedSideBySideShareOneSetOfMaps) {
   TracerProcess tracer({"trace", "--format", "json", "--netns", netns()});
   TT_START_TRACER(tracer);
@@ -812,7 +812,7 @@ TEST_F(ReliabilityTest, ProgramsLoadedSideBySideShareOneSetOfMaps) {
         cfg[key] = value;
   ASSERT_TRUE(cfg.count("cfg_batch")) << rodata.dump();
   EXPECT_EQ(cfg["cfg_batch"], 1) << "trace batches with its default ring";
-  EXPECT_EQ(cfg["cfg_walk_records"], 0) << "only diagnose keeps them";
+  EXPECT_EQ(cfg["cfg_walk_states"], 0) << "only diagnose and leaks keep them";
   EXPECT_EQ(tracer.stop(), 0) << tracer.stderr_text();
 }
 

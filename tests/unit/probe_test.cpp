@@ -189,6 +189,7 @@ TracerConfig config_of(Mode m) {
     cfg.iterators = true;
     cfg.want_retransmits = false;
     cfg.want_resets = false;
+    cfg.walk_record_states = (1U << 8) | (1U << 10); // CLOSE_WAIT, LISTEN
     break;
   case Mode::Serve:
     cfg.serve = true;
@@ -231,6 +232,15 @@ TEST(PlanPrograms, EachModeLoadsOnlyItsOwnPrograms) {
 
   const ProgramPlan leaks = plan_programs(config_of(Mode::Leaks), probes);
   EXPECT_TRUE(loads(leaks, "dump_tcp"));
+  // Live, the fds come from the start-up fd walk; --once makes none.
+  EXPECT_TRUE(loads(leaks, "seed_owner_files"));
+  EXPECT_FALSE(loads(leaks, "dump_task_file"));
+  TracerConfig once = config_of(Mode::Leaks);
+  once.tracepoints = false;
+  once.walk_record_states = 0;
+  const ProgramPlan leaks_once = plan_programs(once, probes);
+  EXPECT_EQ(leaks_once.load,
+            (std::vector<std::string_view>{"dump_tcp", "dump_task_file"}));
   EXPECT_TRUE(loads(leaks, "handle_inet_sock_set_state"));
   EXPECT_FALSE(loads(leaks, "handle_tcp_retransmit_skb"));
   EXPECT_FALSE(loads(leaks, "flush_stage"));

@@ -164,7 +164,7 @@ std::optional<std::vector<tt_iter_file>> seed_owners(tcptrail_bpf *skel) {
         listener_netns.insert(f.netns);
       }
     // The walk's records name every listener, other sockets only with
-    // cfg_walk_records: the count is the walk's own.
+    // cfg_walk_states: the count is the walk's own.
     const std::uint64_t seeded =
         __atomic_load_n(&skel->bss->seed_walked, __ATOMIC_RELAXED);
     if (seeded == listeners)
@@ -378,8 +378,12 @@ namespace {
 // wanted by this configuration of the mode.
 bool wanted_by_config(const TracerConfig &cfg, std::string_view prog,
                       KernelProbes &probes) {
-  if (prog == "dump_tcp" || prog == "dump_task_file")
+  if (prog == "dump_tcp")
     return cfg.iterators; // enumeration: snapshot, leaks, serve, diagnose
+  // The fds: the start-up fd walk records them where it keeps records
+  // (live leaks), which needs the same feature.
+  if (prog == "dump_task_file")
+    return cfg.iterators && !(cfg.tracepoints && cfg.walk_record_states);
   if (!cfg.tracepoints)
     return false;
   if (prog == "handle_tcp_retransmit_skb")
@@ -665,7 +669,7 @@ SkelPtr open_configured(const LoadSetup &setup, Part part) {
   put_cidrs(ro->cfg_raddrs, f.raddrs);
   ro->cfg_aggregate = cfg.aggregate ? 1 : 0;
   ro->cfg_kernel_paths = kernel_paths ? 1 : 0;
-  ro->cfg_walk_records = cfg.keep_walked_sockets ? 1 : 0;
+  ro->cfg_walk_states = cfg.walk_record_states;
   ro->cfg_lazy_storage = cfg.lazy_storage ? 1 : 0;
   ro->cfg_batch = planned(setup.plan, "flush_stage") ? 1 : 0;
   ro->cfg_serve = cfg.serve ? 1 : 0;
@@ -867,7 +871,7 @@ Tracer Tracer::create(const TracerConfig &cfg) {
   // The loads' memory (the kernel BTF's parse, the instances that are
   // gone) is free but still in the heap: hand it back before the run.
   malloc_trim(0);
-  if (files && cfg.keep_walked_sockets) {
+  if (files && cfg.walk_record_states) {
     impl->walked.emplace();
     impl->walked->files = std::move(*files);
   }

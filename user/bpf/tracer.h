@@ -57,9 +57,11 @@ struct TracerConfig {
   // they reach the sink up to one poll late. Ignored with a ring too small
   // to hold four batches (under 16 KiB).
   bool batch = false;
-  // Keep the start-up fd walk's records for walked_sockets() (diagnose):
-  // 72 bytes per socket open at start, freed at once otherwise.
-  bool keep_walked_sockets = false;
+  // The start-up fd walk records every fd of a socket in these states
+  // (1 << TCP state), whatever the filters, and keeps the records for
+  // walked_sockets(): diagnose's owners (LISTEN, CLOSE_WAIT) and leaks'
+  // (its watched states and LISTEN), 72 bytes per fd. 0: none kept.
+  std::uint32_t walk_record_states = 0;
   // Load and attach the tracepoint programs (off: `snapshot`, iterators only).
   bool tracepoints = true;
   // serve: the tracepoint programs count into the per-CPU serve_stats map
@@ -169,12 +171,13 @@ public:
   void for_each_unstored_counters(void (*fn)(void *, const tt_conn_event &),
                                   void *ctx) const;
 
-  // The listeners and CLOSE_WAIT sockets the start-up fd walk found
-  // (bpf/owners.bpf.c), whatever the filters: one record per fd that
+  // The sockets in TracerConfig::walk_record_states the start-up fd walk
+  // found (bpf/owners.bpf.c), whatever the filters: one record per fd that
   // refers to one, in walk order; nullopt when the walk did not run (a
-  // kernel without iter/task_file) or keep_walked_sockets was off. A
-  // socket in those states that is missing has no process at all, or is
-  // newer than the walk. See socket_owners_of() (snapshot/enumerate.h).
+  // kernel without iter/task_file) or walk_record_states was 0. A socket
+  // in those states that is missing has no process at all, or is newer
+  // than the walk. See socket_owners_of() and SocketEnumerator
+  // (snapshot/enumerate.h).
   struct WalkedSockets {
     std::vector<tt_iter_file> files;
   };

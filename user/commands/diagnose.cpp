@@ -146,7 +146,9 @@ int run_diagnose(const CommonOptions &in) {
     cfg.mode = Mode::Diagnose;
     cfg.lazy_storage = true; // per-transition, as trace: see TracerConfig
     cfg.batch = true;
-    cfg.keep_walked_sockets = true; // the start snapshot's owners
+    // The start snapshot's owners: every listener's and CLOSE_WAIT socket's.
+    cfg.walk_record_states = state_bit(TcpState::Listen) |
+                             state_bit(TcpState::CloseWait);
     cfg.iterators = true;           // its sockets (dump_tcp)
     stats = run_session(opts, cfg, sink, hooks);
   } catch (...) {

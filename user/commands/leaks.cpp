@@ -144,6 +144,11 @@ int run_leaks(const CommonOptions &opts, const LeaksOptions &leaks) {
   cfg.filter.state_mask = mask;
   cfg.filter.pids.clear(); // owners may be learnt later: filtered here
   cfg.filter.comm.clear();
+  // The fds of the watched sockets and listeners come from the start-up fd
+  // walk, which every tracing start makes: no second walk after attach. A
+  // socket that enters a watched state in between gets its owner from the
+  // walk's seeds (dump_tcp claims them).
+  cfg.walk_record_states = mask | state_bit(TcpState::Listen);
 
   LeaksSink sink(tracker);
   std::uint64_t next_report = 0;

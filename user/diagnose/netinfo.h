@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "tcp_state.h"
 #include "tcptrail/events.h"
 
 namespace tcptrail::diagnose {
@@ -81,7 +82,8 @@ bool diag_dump(int family, std::uint32_t states, std::vector<DiagSock> &out,
 // TCP states of the sockets a snapshot holds: LISTEN (queues), SYN_RECV
 // (half-open), CLOSE_WAIT (leaks) and TIME_WAIT.
 inline constexpr std::uint32_t kSnapshotStates =
-    (1U << 10) | (1U << 3) | (1U << 8) | (1U << 6);
+    state_bit(TcpState::Listen) | state_bit(TcpState::SynRecv) |
+    state_bit(TcpState::CloseWait) | state_bit(TcpState::TimeWait);
 
 // Appends the sockets of the calling thread's namespace that a snapshot
 // holds to `out`: false, with `err`, on failure. diagnose's comes from the

@@ -173,6 +173,8 @@ SocketEnumerator SocketEnumerator::create(const Tracer &tracer,
       tracer.program_fd("dump_tcp") >= 0) {
     e.strategy_ = EnumStrategy::Iterators;
     e.iter_ = std::make_unique<IterReader>(tracer);
+    if (!e.iter_->has_files() && tracer.walked_sockets())
+      e.walked_ = tracer.walked_sockets()->files;
   }
   return e;
 }
@@ -180,6 +182,15 @@ SocketEnumerator SocketEnumerator::create(const Tracer &tracer,
 std::vector<SocketRow>
 SocketEnumerator::sockets(const std::vector<NetnsRef> &netns,
                           std::uint64_t *invalid) const {
+  if (strategy_ == EnumStrategy::Iterators && !iter_->has_files()) {
+    // The fds from the tracer's start-up walk, else from /proc.
+    IterRecords socks = iter_->sockets(netns);
+    if (invalid)
+      *invalid = socks.invalid;
+    if (walked_)
+      return join_owners(socks.sockets, *walked_);
+    return join_owners(socks.sockets, proc_socket_fds(inodes_of(socks.sockets)));
+  }
   if (strategy_ == EnumStrategy::Iterators) {
     // Both walks at once, each on a thread of its own. The fd walk reads
     // a socket's cookie only if something made it (dump_task_file), so
@@ -205,10 +216,7 @@ SocketEnumerator::sockets(const std::vector<NetnsRef> &netns,
       std::rethrow_exception(files_failed);
     if (invalid)
       *invalid = socks.invalid + files.invalid;
-    if (iter_->has_files())
-      return join_owners(socks.sockets, files.files);
-    // No iter/task_file: the owners from the fd walk of /proc.
-    return join_owners(socks.sockets, proc_socket_fds(inodes_of(socks.sockets)));
+    return join_owners(socks.sockets, files.files);
   }
   std::vector<tt_iter_sock> socks;
   in_each_netns(netns, [&](const NetnsRef &ns) {

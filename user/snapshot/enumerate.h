@@ -8,13 +8,17 @@
 //   - SockDiag, where the kernel refuses iter/tcp: a sock_diag dump in each
 //     namespace (diag_dump(), diagnose/netinfo.h) joined with /proc/*/fd. No
 //     sequence numbers, ages or storage-known owners.
-// diagnose's snapshots (sockets_here()) take only the sockets, no fds: their
-// owners come from the tracer's start-up fd walk (socket_owners_of()).
+// With a tracer whose start-up fd walk recorded the fds of the sockets
+// wanted (live leaks: TracerConfig::walk_record_states), those take
+// iter/task_file's place. diagnose's snapshots (sockets_here()) take only
+// the sockets, no fds: their owners come from that walk too
+// (socket_owners_of()).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <vector>
@@ -49,7 +53,9 @@ public:
   EnumStrategy strategy() const { return strategy_; }
 
   // Every TCP socket of the namespaces in `netns`, joined with every fd
-  // that refers to it. Malformed iterator records are counted in
+  // that refers to it (with the Iterators strategy and a tracer whose fd
+  // walk recorded the fds at start, with those, which name only the sockets
+  // in TracerConfig::walk_record_states). Malformed iterator records are counted in
   // `*invalid`. Throws tcptrail::Error naming the failed step.
   std::vector<SocketRow> sockets(const std::vector<NetnsRef> &netns,
                                  std::uint64_t *invalid = nullptr) const;
@@ -68,6 +74,9 @@ private:
   SocketEnumerator() = default;
   EnumStrategy strategy_ = EnumStrategy::SockDiag;
   std::unique_ptr<IterReader> iter_;
+  // Without dump_task_file, the fds the tracer's start-up fd walk recorded
+  // (live leaks: Tracer::walked_sockets()), if it did.
+  std::optional<std::vector<tt_iter_file>> walked_;
 };
 
 // Every socket of every namespace (list_netns()) now, by the strategy the
