@@ -339,21 +339,21 @@ SnapshotPair::SnapshotPair(std::optional<std::uint64_t> netns, Hook after_start,
 }
 
 NetSnapshot &SnapshotPair::start() {
-  if (started_)
-    return start_;
-  started_ = true;
   if (start_reader_.joinable())
     start_reader_.join();
   if (worker_) {
     std::unique_lock lock(worker_->mu);
-    worker_->cv.wait(lock, [this] { return worker_->started; });
+    worker_->cv.wait(lock, [this] { return worker_->started && !worker_->job; });
   }
   return start_;
 }
 
-bool SnapshotPair::in_namespace(const std::function<void()> &fn) {
+bool SnapshotPair::in_namespace(std::function<void()> fn, bool wait) {
   if (!netns_) {
-    fn();
+    if (wait)
+      fn();
+    else
+      start_reader_ = std::thread(std::move(fn));
     return true;
   }
   if (!worker_)
@@ -361,22 +361,23 @@ bool SnapshotPair::in_namespace(const std::function<void()> &fn) {
   std::unique_lock lock(worker_->mu);
   if (!worker_->entered)
     return false;
-  worker_->job = fn;
+  worker_->job = std::move(fn);
   worker_->cv.notify_all();
-  worker_->cv.wait(lock, [this] { return !worker_->job; });
+  if (wait)
+    worker_->cv.wait(lock, [this] { return !worker_->job; });
   return true;
 }
 
-void SnapshotPair::read_start_sockets(SocketSource sockets) {
+void SnapshotPair::read_start_sockets(SocketSource sockets, bool wait) {
   start();
   sockets_ = std::move(sockets);
-  in_namespace([this] { read_sockets(start_, sockets_); });
+  in_namespace([this] { read_sockets(start_, sockets_); }, wait);
 }
 
 NetSnapshot SnapshotPair::end() {
   start(); // the start snapshot's reader is done with start_
   NetSnapshot s;
-  if (!in_namespace([&] { read_here(s, sockets_); }))
+  if (!in_namespace([&] { read_here(s, sockets_); }, true))
     s.error = start_.error;
   if (worker_) {
     {

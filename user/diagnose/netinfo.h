@@ -113,14 +113,16 @@ public:
   // The first snapshot, read on a thread of its own from construction on
   // (diagnose loads its programs meanwhile): waits for it.
   NetSnapshot &start();
-  // Reads the start snapshot's sockets now from `sockets`, which the end
-  // snapshot reads too.
-  void read_start_sockets(SocketSource sockets);
+  // Reads the start snapshot's sockets from `sockets`, which the end
+  // snapshot reads too: now, or, without `wait`, on the namespace's thread
+  // while the caller goes on (start() waits for them).
+  void read_start_sockets(SocketSource sockets, bool wait);
   NetSnapshot end(); // once
 
 private:
-  // Runs fn in the namespace read; false when it could not be entered.
-  bool in_namespace(const std::function<void()> &fn);
+  // Runs fn in the namespace read, and with `wait` waits for it; false
+  // when the namespace could not be entered.
+  bool in_namespace(std::function<void()> fn, bool wait);
 
   std::optional<std::uint64_t> netns_;
   SocketSource sockets_;
@@ -128,7 +130,6 @@ private:
   std::thread start_reader_; // our own namespace
   struct Worker;             // another one
   std::unique_ptr<Worker> worker_;
-  bool started_ = false;
 };
 
 // A path whose st_ino is `inode`: /run/netns/*, then /proc/*/ns/net.

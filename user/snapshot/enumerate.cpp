@@ -135,25 +135,29 @@ std::vector<SocketRow> enumerate_sockets(const Tracer &tracer) {
 }
 
 std::map<std::uint64_t, diagnose::SocketOwner>
-socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes) {
+socket_owners_in(const std::vector<tt_iter_file> &files,
+                 const std::set<std::uint64_t> &inodes) {
   std::map<std::uint64_t, diagnose::SocketOwner> out;
-  const auto &walked = tracer.walked_sockets();
-  if (walked) {
-    // Its first holder, as the /proc walk would name it.
-    for (const tt_iter_file &f : walked->files)
-      if (inodes.count(f.ino))
-        out.try_emplace(f.ino,
-                        diagnose::SocketOwner{f.pid, std::string(comm_view(f.comm)),
-                                              f.cgroup_id});
-    // /proc shows no process the walk did not see: a socket it missed has
-    // its holder in another PID namespace (iter/task_file walks ours), or
-    // entered the state after the walk, which runs while diagnose's start
-    // snapshot is read (the report asks /proc again for what it shows).
-    return out;
-  }
-  if (!inodes.empty())
-    out = diagnose::socket_owners(inodes);
+  // Its first holder, as the /proc walk would name it.
+  for (const tt_iter_file &f : files)
+    if (inodes.count(f.ino))
+      out.try_emplace(f.ino,
+                      diagnose::SocketOwner{f.pid, std::string(comm_view(f.comm)),
+                                            f.cgroup_id});
   return out;
+}
+
+std::map<std::uint64_t, diagnose::SocketOwner>
+socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes) {
+  // /proc shows no process the walk did not see: a socket it missed has
+  // its holder in another PID namespace (iter/task_file walks ours), or
+  // entered the state after the walk (the report asks /proc again for what
+  // it shows).
+  if (const auto &walked = tracer.walked_sockets())
+    return socket_owners_in(walked->files, inodes);
+  if (inodes.empty())
+    return {};
+  return diagnose::socket_owners(inodes);
 }
 
 SocketEnumerator::SocketEnumerator(SocketEnumerator &&) noexcept = default;

@@ -91,6 +91,10 @@ std::vector<SocketRow> enumerate_sockets(const Tracer &tracer);
 // diagnose's owner lookup at start.
 std::map<std::uint64_t, diagnose::SocketOwner>
 socket_owners_of(const Tracer &tracer, std::set<std::uint64_t> inodes);
+// The same from an fd walk's records (a copy of Tracer::walked_sockets()).
+std::map<std::uint64_t, diagnose::SocketOwner>
+socket_owners_in(const std::vector<tt_iter_file> &files,
+                 const std::set<std::uint64_t> &inodes);
 
 // The SockDiag strategy's record conversion, for tests: a sock_diag socket
 // as the iterators' record, in namespace `netns`.
