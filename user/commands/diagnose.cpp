@@ -77,9 +77,10 @@ int run_diagnose(const CommonOptions &in) {
   // helper thread that drops its own capabilities once it has entered the
   // namespace: run_session() drops the main thread's after attaching. Its
   // sockets come from the socket enumerator, as snapshot's do: sock_diag,
-  // read while the programs load, or the iterators once they are loaded.
-  // Either needs no capability at the end; the filters narrow them as they
-  // narrow the events (the owner filters aside: every listener stays).
+  // read while the programs load, or the iterators (below). Neither needs
+  // a capability at the end. The address, port and family filters narrow
+  // them as they narrow the events; the owner filters do not (the sockets
+  // have no fds here), and every listener stays.
   KernelProbes &probes = KernelProbes::instance();
   std::optional<SocketEnumerator> enumerator;
   auto sockets_of = [&opts](const SocketEnumerator &e) {
@@ -168,7 +169,7 @@ int run_diagnose(const CommonOptions &in) {
     // The start snapshot's owners: every listener's and CLOSE_WAIT socket's.
     cfg.walk_record_states = state_bit(TcpState::Listen) |
                              state_bit(TcpState::CloseWait);
-    cfg.iterators = true;           // its sockets (dump_tcp)
+    cfg.iterators = true; // its sockets (dump_tcp)
     stats = run_session(opts, cfg, sink, hooks);
   } catch (...) {
     clear_progress();
