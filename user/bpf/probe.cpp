@@ -50,10 +50,10 @@ constexpr FeatureSpec kFeatures[] = {
      BtfKind::Typedef, "btf_trace_tcp_receive_reset"},
     {Feature::IterTcp, "iter:tcp",
      "enumerating the sockets of a network namespace (snapshot, leaks, "
-     "owner seeding)",
+     "serve, diagnose, owner seeding)",
      BtfKind::Func, "bpf_iter_tcp"},
     {Feature::IterTaskFile, "iter:task_file",
-     "the processes holding each socket (owners at start, snapshot, leaks)",
+     "the processes holding each socket (owners at start, snapshot, serve)",
      BtfKind::Func, "bpf_iter_task_file"},
     {Feature::IterSkStorageMap, "iter:bpf_sk_storage_map",
      "history: paths kept in the kernel, read back for open connections",
