@@ -29,7 +29,7 @@ int dump_open_conns(struct bpf_iter__bpf_sk_storage_map *ctx)
 		return 0;
 	if (!ev.sk.lport)
 		ev.sk.lport = info->lport;
-	copy_owner(&ev.sk, info, sk);
+	copy_owner(&ev.sk, info, tp);
 	if (!filter_pass_states(&ev.sk, conn_states(info)))
 		return 0;
 	conn_fill(&ev, &ev.sk, info, tp, sock_cookie(sk), sk->sk_err);

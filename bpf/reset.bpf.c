@@ -93,7 +93,7 @@ static __always_inline int emit_reset(const struct sock *sk, struct tt_sock *s, 
 	 */
 	if (cfg_aggregate && !tp)
 		return 0;
-	fill_owner(s, info, tp ? (const struct sock *)tp : NULL);
+	fill_owner(s, info, tp);
 	if (!filter_pass(s, state, state))
 		return 0;
 	if (cfg_serve) {

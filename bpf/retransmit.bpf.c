@@ -43,7 +43,7 @@ int BPF_PROG(handle_tcp_retransmit_skb, const struct sock *sk, const struct sk_b
 	 */
 	if (cfg_aggregate && cfg_kernel_paths && info)
 		return 0;
-	fill_owner(&s, info, sk);
+	fill_owner(&s, info, tp);
 	if (!filter_pass(&s, state, state))
 		return 0;
 	if (cfg_serve) {
@@ -88,7 +88,8 @@ int BPF_PROG(handle_tcp_retransmit_synack, const struct sock *sk, const struct r
 	if (!treq || !fill_tuple(&s, &treq->req.req.__req_common))
 		return 0;
 	info = sock_info_peek(sk);
-	fill_owner(&s, info, sk);
+	/* The listener's cgroup, read through its alias (see sock_cgroup()). */
+	fill_owner(&s, info, bpf_skc_to_tcp_sock((void *)sk));
 	if (!filter_pass(&s, TCP_NEW_SYN_RECV, TCP_NEW_SYN_RECV))
 		return 0;
 	if (cfg_serve) {

@@ -171,33 +171,22 @@ static __always_inline struct sock_info *sock_info_peek(const struct sock *sk)
 
 /*
  * Cgroups (v2). A cgroup's id is its kernfs node's (kn->id: the inode number
- * of its directory on 64-bit). Every pointer on the way is read with
- * BPF_CORE_READ (probe reads), never with a direct load: a direct load of a
- * pointer field through a BTF pointer makes 6.x verifiers look up
- * "<type>__safe_rcu" and friends by name in the kernel's BTF, a linear
- * search of 100,000+ types, for every such load on every path: direct loads
- * here took the state program's verification from 8 to 41 ms (Linux 6.18),
- * the start-up from ~55 to ~90 ms. A probe read costs ~15 ns at run time,
- * and only where no owner's cgroup is stored.
+ * of its directory on 64-bit). A direct load of a pointer field through a
+ * trusted BTF pointer (a tp_btf argument, bpf_get_current_task_btf()) makes
+ * 6.x verifiers look up "<type>__safe_rcu" and friends by name in the
+ * kernel's BTF, a linear search of 100,000+ types, for every such load on
+ * every path: direct loads from trusted pointers here took the state
+ * program's verification from 8 to 41 ms (Linux 6.18), the start-up from ~55
+ * to ~90 ms. So a socket's cgroup is read by direct loads through a
+ * bpf_skc_to_*() alias (see skc_plain(): no search), the current task's id
+ * comes from bpf_get_current_cgroup_id(), and any other pointer on the way
+ * is read with BPF_CORE_READ (probe reads, ~25 ns each at run time).
  */
 #define CGROUP_MAX_DEPTH 32
 
 static __always_inline __u64 cgroup_id_of(const struct cgroup *cg)
 {
 	return cg ? BPF_CORE_READ(cg, kn, id) : 0;
-}
-
-/*
- * The cgroup of a full socket's creator (cgroup_sk_alloc(); an accepted
- * socket's is its listener's, cgroup_sk_clone()). sock_cgroup_data holds a
- * struct cgroup pointer since commit 8520e224f547 ("bpf, cgroups: Fix
- * cgroup v2 fallback on v1/v2 mixed mode", 5.15); older kernels: unknown.
- */
-static __always_inline const struct cgroup *sock_cgroup(const struct sock *sk)
-{
-	if (!sk || !bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
-		return NULL;
-	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
 }
 
 /* A task's cgroup in the v2 hierarchy. */
@@ -223,20 +212,43 @@ static __noinline bool cgroup_under_filter(const struct cgroup *cg)
 	return level == (int)cfg_cgroup_level && cg && BPF_CORE_READ(cg, kn, id) == cfg_cgroup_id;
 }
 
-/*
- * The id of cg, with its --cgroup verdict recorded for cgroup_allowed()
- * (which has the id only) when that filter is set and the verdict unknown.
- */
+/* Whether the --cgroup filter is set and id has no verdict yet. */
+static __always_inline bool cgroup_verdict_missing(__u64 id)
+{
+	return cfg_cgroup_id && id && !bpf_map_lookup_elem(&cgroup_verdicts, &id);
+}
+
+/* Records cg's --cgroup verdict under its id, for cgroup_allowed(). */
+static __always_inline void cgroup_verdict_set(__u64 id, const struct cgroup *cg)
+{
+	__u8 verdict = cgroup_under_filter(cg);
+
+	bpf_map_update_elem(&cgroup_verdicts, &id, &verdict, BPF_ANY);
+}
+
+/* cg's id, with its verdict recorded if it has none. */
 static __always_inline __u64 cgroup_note(const struct cgroup *cg)
 {
 	__u64 id = cgroup_id_of(cg);
-	__u8 verdict;
 
-	if (!cfg_cgroup_id || !id || bpf_map_lookup_elem(&cgroup_verdicts, &id))
-		return id;
-	verdict = cgroup_under_filter(cg);
-	bpf_map_update_elem(&cgroup_verdicts, &id, &verdict, BPF_ANY);
+	if (cgroup_verdict_missing(id))
+		cgroup_verdict_set(id, cg);
 	return id;
+}
+
+/*
+ * The cgroup of a full socket's creator (cgroup_sk_alloc(); an accepted
+ * socket's is its listener's, cgroup_sk_clone()), or NULL; cg->kn->id is its
+ * id. Direct loads, no helper: tp is a bpf_skc_to_tcp_sock() result, which
+ * no verifier calls trusted (see above), or NULL. sock_cgroup_data holds a
+ * struct cgroup pointer since commit 8520e224f547 ("bpf, cgroups: Fix
+ * cgroup v2 fallback on v1/v2 mixed mode", 5.15); older kernels: unknown.
+ */
+static __always_inline const struct cgroup *sock_cgroup(const struct tcp_sock *tp)
+{
+	if (!tp || !bpf_core_field_exists(tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup))
+		return NULL;
+	return tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
 }
 
 /* The --cgroup filter; true when it is not set. */
@@ -250,19 +262,31 @@ static __always_inline bool cgroup_allowed(__u64 id)
 	return verdict && *verdict;
 }
 
-/* The cgroup of the task on the CPU: for an owner taken in process context. */
+/*
+ * The cgroup id of the task on the CPU, for an owner taken in process
+ * context: one helper call (task_dfl_cgroup(current)->kn->id), where the
+ * same path read by probe reads cost four. The cgroup itself is read only
+ * for a --cgroup verdict not made yet.
+ */
 static __always_inline __u64 current_cgroup_id(void)
 {
-	return cgroup_note(task_cgroup(bpf_get_current_task_btf()));
+	__u64 id = bpf_get_current_cgroup_id();
+
+	if (cgroup_verdict_missing(id))
+		cgroup_verdict_set(id, task_cgroup(bpf_get_current_task_btf()));
+	return id;
 }
 
 /*
  * The owner from socket storage, when known; the owner's cgroup also from
- * there, else the socket creator's (sk: a full socket, or NULL).
+ * there, else the socket creator's (tp: the socket's bpf_skc_to_tcp_sock(),
+ * or NULL).
  */
 static __always_inline void copy_owner(struct tt_sock *s, const struct sock_info *info,
-				       const struct sock *sk)
+				       const struct tcp_sock *tp)
 {
+	const struct cgroup *cg;
+
 	if (info && (info->flags & TT_F_OWNER)) {
 		s->pid = info->pid;
 		__builtin_memcpy(s->comm, info->comm, sizeof(s->comm));
@@ -271,15 +295,18 @@ static __always_inline void copy_owner(struct tt_sock *s, const struct sock_info
 			return;
 		}
 	}
-	s->cgroup_id = cgroup_note(sock_cgroup(sk));
+	cg = sock_cgroup(tp);
+	s->cgroup_id = cg ? cg->kn->id : 0;
+	if (cgroup_verdict_missing(s->cgroup_id))
+		cgroup_verdict_set(s->cgroup_id, cg);
 }
 
 /* The task on the CPU, and the owner from socket storage when known. */
 static __always_inline void fill_owner(struct tt_sock *s, const struct sock_info *info,
-				       const struct sock *sk)
+				       const struct tcp_sock *tp)
 {
 	current_task(&s->cpu_pid, s->cpu_comm);
-	copy_owner(s, info, sk);
+	copy_owner(s, info, tp);
 }
 
 /*

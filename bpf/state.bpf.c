@@ -62,7 +62,7 @@ static __always_inline int aggregate(const struct sock *sk, const struct tcp_soc
 		return 0;
 
 	/* The end: one record for the whole connection. */
-	copy_owner(s, info, sk);
+	copy_owner(s, info, tp);
 	if (filter_pass_states(s, conn_states(info))) {
 		ev = ring_reserve(sizeof(*ev));
 		if (ev) {
@@ -288,7 +288,7 @@ int BPF_PROG(handle_inet_sock_set_state, const struct sock *sk, const int oldsta
 		return aggregate(sk, tp, info, &s, now, old, new, flags, detail, err);
 	}
 
-	copy_owner(&s, info, sk);
+	copy_owner(&s, info, tp);
 	if (!info && in_owner_context(old, new)) {
 		/* No storage to remember it in, but the owner is on the CPU. */
 		s.pid = s.cpu_pid;
