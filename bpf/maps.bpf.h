@@ -13,27 +13,25 @@
 #define MAX_FILTER_PORTS TT_MAX_FILTER_PORTS
 #define MAX_FILTER_CIDRS TT_MAX_FILTER_CIDRS
 
-/* Knobs, set by user space before load; 0 means off. */
+/*
+ * Knobs, set by user space before load; 0 means off. The scalars come first,
+ * the filters' tables last: every run of the state program reads a dozen of
+ * them, and declared in this order they share two cache lines of .rodata
+ * instead of six.
+ */
 const volatile __u32 cfg_af __weak = 0;           /* 4 or 6 */
 const volatile __u32 cfg_netns __weak = 0;        /* netns inode */
 const volatile __u32 cfg_state_mask __weak = 0;   /* 1 << state, either side */
 const volatile __u32 cfg_n_pids __weak = 0;
-const volatile __u32 cfg_pids[MAX_FILTER_PIDS] __weak = {};
 const volatile __u32 cfg_comm_set __weak = 0;
-const volatile char cfg_comm[TT_COMM_LEN] __weak = {};
 /* --cgroup/--container: the owner's cgroup is this cgroup (v2 id) or one of
  * its descendants; cfg_cgroup_level is its depth (root 0). */
 const volatile __u64 cfg_cgroup_id __weak = 0;
 const volatile __u32 cfg_cgroup_level __weak = 0;
 const volatile __u32 cfg_n_lports __weak = 0;
-const volatile __u16 cfg_lports[MAX_FILTER_PORTS] __weak = {};
 const volatile __u32 cfg_n_rports __weak = 0;
-const volatile __u16 cfg_rports[MAX_FILTER_PORTS] __weak = {};
-
 const volatile __u32 cfg_n_laddrs __weak = 0;
-const volatile struct tt_cidr cfg_laddrs[MAX_FILTER_CIDRS] __weak = {};
 const volatile __u32 cfg_n_raddrs __weak = 0;
-const volatile struct tt_cidr cfg_raddrs[MAX_FILTER_CIDRS] __weak = {};
 
 /* History mode: aggregate each socket's path in its storage, one
  * tt_conn_event per connection (see events.h). */
@@ -83,6 +81,14 @@ const volatile __u64 cfg_wakeup_cpu_bytes __weak = 0;
  * these states (1 << TCP state), not only of the listeners it seeds:
  * diagnose's and leaks' owners (TracerConfig::walk_record_states). */
 const volatile __u32 cfg_walk_states __weak = 0;
+
+/* The filters' tables: cfg_n_* entries of each are used. */
+const volatile __u32 cfg_pids[MAX_FILTER_PIDS] __weak = {};
+const volatile char cfg_comm[TT_COMM_LEN] __weak = {}; /* if cfg_comm_set */
+const volatile __u16 cfg_lports[MAX_FILTER_PORTS] __weak = {};
+const volatile __u16 cfg_rports[MAX_FILTER_PORTS] __weak = {};
+const volatile struct tt_cidr cfg_laddrs[MAX_FILTER_CIDRS] __weak = {};
+const volatile struct tt_cidr cfg_raddrs[MAX_FILTER_CIDRS] __weak = {};
 
 /* One ring buffer for every record kind; sized by user space. */
 struct {
