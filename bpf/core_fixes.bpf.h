@@ -44,6 +44,13 @@ struct {
  * net_cookie exists since 5.7 (an atomic64_t made on first use until 5.14,
  * so possibly still 0: then the inode is read directly, as on kernels
  * without the field).
+ *
+ * Another of tcptrail's programs may run nested in this one on the same CPU
+ * (a softirq's RST or retransmit during a state run in process context) and
+ * rewrite the entry between any two of these accesses. So the entry is
+ * invalidated while it is written and checked after, and a hit reads the
+ * cookie again after the inode: a pair torn by a nested writer is never
+ * taken for a match, it only costs a miss.
  */
 static __always_inline __u32 net_inum_cached(const struct net *net)
 {
@@ -55,13 +62,24 @@ static __always_inline __u32 net_inum_cached(const struct net *net)
 		return net_inum(net);
 	cookie = *(const __u64 *)&net->net_cookie;
 	c = bpf_map_lookup_elem(&netns_cache, &zero);
-	if (c && cookie && c->cookie == cookie)
-		return c->inum;
-	inum = net_inum(net);
-	if (c && cookie) {
-		c->cookie = cookie;
-		c->inum = inum;
+	if (!c || !cookie)
+		return net_inum(net);
+	if (c->cookie == cookie) {
+		barrier();
+		inum = c->inum;
+		barrier();
+		if (c->cookie == cookie)
+			return inum;
 	}
+	inum = net_inum(net);
+	c->cookie = 0;
+	barrier();
+	c->inum = inum;
+	barrier();
+	c->cookie = cookie;
+	barrier();
+	if (c->inum != inum)
+		c->cookie = 0;
 	return inum;
 }
 
