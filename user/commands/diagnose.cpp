@@ -116,11 +116,16 @@ int run_diagnose(const CommonOptions &in) {
   // the walk's records once they are in; where it did not, the sockets are
   // read now and /proc while still privileged. --exit-after-attach makes no
   // report, so it reads none.
+  // The states whose sockets' owners the report names (the start-up fd walk
+  // records their fds).
+  constexpr std::uint32_t kOwnedStates =
+      state_bit(TcpState::Listen) | state_bit(TcpState::CloseWait);
   auto finish_start = [&](const auto &owners_of) {
     diagnose::NetSnapshot &snap = snaps.start();
     std::set<std::uint64_t> inodes;
     for (const auto &s : snap.sockets)
-      if ((s.state == 10 || s.state == 8) && s.inode) // LISTEN, CLOSE_WAIT
+      if (s.inode && s.state <= kMaxTcpState &&
+          (kOwnedStates & state_bit(static_cast<TcpState>(s.state))))
         inodes.insert(s.inode);
     snap.owners = owners_of(std::move(inodes));
     agg.set_start(snap);
@@ -166,9 +171,7 @@ int run_diagnose(const CommonOptions &in) {
     cfg.mode = Mode::Diagnose;
     cfg.lazy_storage = true; // per-transition, as trace: see TracerConfig
     cfg.batch = true;
-    // The start snapshot's owners: every listener's and CLOSE_WAIT socket's.
-    cfg.walk_record_states = state_bit(TcpState::Listen) |
-                             state_bit(TcpState::CloseWait);
+    cfg.walk_record_states = kOwnedStates; // the start snapshot's owners
     cfg.iterators = true; // its sockets (dump_tcp)
     stats = run_session(opts, cfg, sink, hooks);
   } catch (...) {
