@@ -205,7 +205,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 			}
 		}
 		if (!rec.cgroup_id)
-			rec.cgroup_id = cgroup_id_of(sock_cgroup(tp));
+			rec.cgroup_id = sock_cgroup_id(tp);
 	}
 
 	rec.hdr.kind = TT_KIND_ITER_SOCK;

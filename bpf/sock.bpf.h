@@ -251,6 +251,14 @@ static __always_inline const struct cgroup *sock_cgroup(const struct tcp_sock *t
 	return tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
 }
 
+/* sock_cgroup(tp)'s id, 0 if none; direct loads too. */
+static __always_inline __u64 sock_cgroup_id(const struct tcp_sock *tp)
+{
+	const struct cgroup *cg = sock_cgroup(tp);
+
+	return cg ? cg->kn->id : 0;
+}
+
 /* The --cgroup filter; true when it is not set. */
 static __always_inline bool cgroup_allowed(__u64 id)
 {
@@ -285,8 +293,6 @@ static __always_inline __u64 current_cgroup_id(void)
 static __always_inline void copy_owner(struct tt_sock *s, const struct sock_info *info,
 				       const struct tcp_sock *tp)
 {
-	const struct cgroup *cg;
-
 	if (info && (info->flags & TT_F_OWNER)) {
 		s->pid = info->pid;
 		__builtin_memcpy(s->comm, info->comm, sizeof(s->comm));
@@ -295,10 +301,9 @@ static __always_inline void copy_owner(struct tt_sock *s, const struct sock_info
 			return;
 		}
 	}
-	cg = sock_cgroup(tp);
-	s->cgroup_id = cg ? cg->kn->id : 0;
+	s->cgroup_id = sock_cgroup_id(tp);
 	if (cgroup_verdict_missing(s->cgroup_id))
-		cgroup_verdict_set(s->cgroup_id, cg);
+		cgroup_verdict_set(s->cgroup_id, sock_cgroup(tp));
 }
 
 /* The task on the CPU, and the owner from socket storage when known. */
